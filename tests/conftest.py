@@ -1,0 +1,50 @@
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TINY_MODELS = ["digits8-linear", "digits8-mlp-0to4", "digits8-linear-parity", "bbc-bow", "bbc-bow-business-tech"]
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    """Every cache and home folder in a temp dir; nothing reaches a hub."""
+    monkeypatch.setenv("ZOO2VEC_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ZOO2VEC_ZOO", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    return tmp_path / "home"
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo_master(tmp_path_factory):
+    """Five real models (8x8 digits and BBC news), trained in seconds and indexed, built once."""
+    from zoo2vec.jobs.indexing import run_index
+    from zoo2vec.zoo.demo import build_demo_zoo
+
+    root = tmp_path_factory.mktemp("tiny") / "zoo"
+    build_demo_zoo(root, names=TINY_MODELS)
+    run_index(root)
+    return root
+
+
+@pytest.fixture
+def tiny_zoo(tiny_zoo_master, tmp_path) -> Path:
+    """A private copy of the tiny zoo, index included, for tests that change it."""
+    root = tmp_path / "zoo"
+    shutil.copytree(tiny_zoo_master, root)
+    return root
+
+
+def sample_task(dataset: str, classes, shots: int = 10, seed: int = 0):
+    """A Task from the held-out part of a packaged dataset (never used to train demo models)."""
+    import zoo2vec
+    from zoo2vec.data.datasets import packaged
+
+    data = packaged(dataset, "holdout")
+    rng = np.random.default_rng(seed)
+    idx = np.concatenate([rng.choice(np.flatnonzero(data.y == data.label_names.index(c)), shots, replace=False)
+                          for c in classes])
+    samples = list(data.x[idx]) if isinstance(data.x, np.ndarray) else [data.x[i] for i in idx]
+    return zoo2vec.Task.from_arrays(samples, [data.label_names[i] for i in data.y[idx]])

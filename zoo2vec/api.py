@@ -1,0 +1,195 @@
+"""The Python entry point: zoo = zoo2vec.open(path); zoo.search(task=..., text=..., k=5, where=...)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo2vec import settings
+from zoo2vec.data.task import Task
+from zoo2vec.errors import FilterError, IndexNotBuiltError, TaskError, ZooError
+from zoo2vec.index.catalog import Catalog
+from zoo2vec.index.snapshots import SnapshotStore
+from zoo2vec.index.vector_index import VectorIndex
+
+TEXT_WEIGHT = 0.5  # share of text similarity when a query has both samples and words
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One ranked model. `score` is what the ranking uses; the parts say where it came from."""
+
+    rank: int
+    name: str
+    score: float
+    kernel_alignment: float | None  # CKA of the model's and the task's decisions on the probe set
+    concept_match: float | None  # mean similarity of each task class to a distinct model concept
+    text_similarity: float | None  # cosine of the query text and the model card (MiniLM)
+    card: dict[str, Any]
+    why: str
+    matches: tuple = field(default=(), repr=False)  # (task class, model concept, similarity) per task class
+
+    def __str__(self) -> str:
+        return f"{self.rank:>2}. {self.name:<28} score {self.score:.3f}  {self.why}"
+
+
+class SearchResults(list):
+    """A list of SearchResult, printable, with .to_pandas()."""
+
+    def __str__(self) -> str:
+        return "\n".join(str(r) for r in self) if self else "(no models matched)"
+
+    def to_pandas(self):
+        import pandas as pd
+
+        rows = []
+        for r in self:
+            rows.append({"rank": r.rank, "model": r.name, "score": r.score, "kernel_alignment": r.kernel_alignment,
+                         "concept_match": r.concept_match, "text_similarity": r.text_similarity,
+                         "modality": r.card.get("modality"), "license": r.card.get("license"),
+                         "params": r.card.get("params"), "why": r.why})
+        return pd.DataFrame(rows, columns=["rank", "model", "score", "kernel_alignment", "concept_match",
+                                           "text_similarity", "modality", "license", "params", "why"])
+
+
+class Zoo:
+    """A model zoo folder and its current index snapshot."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._store = SnapshotStore(self.root)
+        self._loaded: Path | None = None
+
+    def __repr__(self) -> str:
+        return f"Zoo({str(self.root)!r})"
+
+    def index(self, *, timeout_s: float = 120.0, trust_pickle: bool = False, progress=None):
+        """Probe new or changed models and publish a new snapshot; returns an IndexReport."""
+        from zoo2vec.jobs.indexing import run_index
+
+        return run_index(self.root, timeout_s=timeout_s, trust_pickle=trust_pickle, progress=progress)
+
+    def _snapshot(self):
+        current = self._store.current()
+        if current is None:
+            raise IndexNotBuiltError(f"zoo {self.root} has no index yet: run `zoo2vec index {self.root}` or zoo.index()")
+        if current != self._loaded:
+            if self._loaded is not None:
+                self._catalog.close()
+            self._catalog = Catalog(current / "catalog.duckdb", read_only=True)
+            self._task_index = VectorIndex.load(current / "task.faiss")
+            self._card_index = VectorIndex.load(current / "card.faiss")
+            self._probe_embeddings: dict[tuple[str, str], np.ndarray] = {}
+            self._loaded = current
+        return self._catalog
+
+    def models(self):
+        """The indexed models and their cards as a DataFrame."""
+        return self._snapshot().models()
+
+    def runs(self):
+        """Every probe run recorded in this snapshot's history (status and failure reasons)."""
+        return self._snapshot().runs()
+
+    def search(self, task: Task | str | Path | None = None, text: str | None = None, *, k: int = 5,
+               where: dict[str, Any] | None = None) -> SearchResults:
+        """Rank the zoo for a task (labelled samples, or a path to them), a sentence, or both."""
+        from zoo2vec.encoders import know2vec, probe_set, reference
+
+        catalog = self._snapshot()
+        if task is None and not (text and text.strip()):
+            raise TaskError("give a task (labelled samples), a text query, or both")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise TaskError(f"k must be a positive integer, got {k!r}")
+        if task is not None and not isinstance(task, Task):
+            task = Task.from_path(task)
+        where = dict(where or {})
+        if task is not None:
+            wanted = where.get("modality")
+            if wanted is not None and wanted != task.modality and wanted != ("=", task.modality):
+                raise FilterError(f"the task is {task.modality}, but the filter asks for modality {wanted!r}: "
+                                  f"drop the modality filter or bring a {wanted if isinstance(wanted, str) else ''} task".rstrip())
+            if task.modality not in catalog.modalities():
+                raise TaskError(f"the task is {task.modality}, but this zoo has no {task.modality} models")
+            where["modality"] = task.modality
+        allowed = catalog.allowed_ids(where)
+        n_candidates = max(50, 5 * k)
+
+        scores: dict[int, dict[str, float]] = {}
+        matches: dict[int, list] = {}
+        if task is not None:
+            ps_name = probe_set.default_for(task.modality)
+            encoder = reference.for_modality(task.modality)
+            key = (ps_name, encoder)
+            if key not in self._probe_embeddings:
+                self._probe_embeddings[key] = catalog.probe_embeddings(ps_name, encoder)
+            samples = reference.embed(encoder, list(task.samples))
+            knowledge = know2vec.encode_task(samples, task.labels, self._probe_embeddings[key])
+            ids, cka = self._task_index.search(knowledge.kernel_vector, n_candidates, allowed)
+            concepts = catalog.concepts(ids)
+            for model_id, alignment in zip(ids.tolist(), cka.tolist()):
+                labels, protos = concepts[model_id]
+                match, matched = know2vec.concept_match(knowledge, task.label_names, protos, labels)
+                scores[model_id] = {"kernel_alignment": alignment, "concept_match": match}
+                matches[model_id] = matched
+        if text and text.strip():
+            query = reference.embed_text([text])[0]
+            pool = np.asarray(list(scores), dtype=np.int64) if scores else allowed
+            ids, sims = self._card_index.search(query, len(pool) if scores else n_candidates, pool)
+            for model_id, sim in zip(ids.tolist(), sims.tolist()):
+                scores.setdefault(model_id, {})["text_similarity"] = sim
+
+        ranked = []
+        for model_id, parts in scores.items():
+            task_part = None
+            if "kernel_alignment" in parts:
+                task_part = (parts["kernel_alignment"] + parts["concept_match"]) / 2
+            text_part = parts.get("text_similarity")
+            if task_part is not None and text_part is not None:
+                score = (1 - TEXT_WEIGHT) * task_part + TEXT_WEIGHT * text_part
+            else:
+                score = task_part if task_part is not None else text_part
+            ranked.append((score, model_id))
+        ranked.sort(key=lambda t: -t[0])
+        ranked = ranked[:k]
+        cards = catalog.cards([m for _, m in ranked])
+        results = SearchResults()
+        for rank, (score, model_id) in enumerate(ranked, start=1):
+            parts = scores[model_id]
+            results.append(SearchResult(
+                rank=rank, name=cards[model_id]["name"], score=round(float(score), 4),
+                kernel_alignment=_round(parts.get("kernel_alignment")), concept_match=_round(parts.get("concept_match")),
+                text_similarity=_round(parts.get("text_similarity")), card=cards[model_id],
+                why=_why(parts, matches.get(model_id, [])), matches=tuple(matches.get(model_id, [])),
+            ))
+        return results
+
+
+def _round(x):
+    return None if x is None else round(float(x), 4)
+
+
+def _why(parts: dict[str, float], matched: list) -> str:
+    bits = []
+    if matched:
+        shown = ", ".join(f"{m.task_class}→{m.model_concept if m.model_concept is not None else '∅'} ({m.similarity:.2f})"
+                          for m in matched[:6])
+        more = f", +{len(matched) - 6} more" if len(matched) > 6 else ""
+        bits.append(f"classes: {shown}{more}")
+    if "kernel_alignment" in parts:
+        bits.append(f"decisions agree {parts['kernel_alignment']:.2f}")
+    if "text_similarity" in parts:
+        bits.append(f"card text {parts['text_similarity']:.2f}")
+    return "; ".join(bits)
+
+
+def open(path: str | Path | None = None) -> Zoo:  # noqa: A001 - zoo2vec.open mirrors the built-in's shape on purpose
+    """Open a zoo folder (default: the demo zoo in the data home). Does not index it."""
+    root = Path(path) if path is not None else settings.demo_zoo_path()
+    if not root.is_dir():
+        hint = "build the demo zoo with `zoo2vec demo --no-app`" if path is None else "check the path"
+        raise ZooError(f"no zoo at {root}: {hint}")
+    return Zoo(root)

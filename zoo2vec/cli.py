@@ -1,0 +1,187 @@
+"""zoo2vec demo | index | search | models | serve."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from zoo2vec import settings
+from zoo2vec.errors import Zoo2VecError
+
+
+class UserError(click.ClickException):
+    """A user mistake: one line on stderr, exit code 2, no traceback."""
+
+    exit_code = 2
+
+
+class Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Zoo2VecError as exc:
+            raise UserError(str(exc)) from None
+
+
+def _zoo_option(f):
+    return click.option("--zoo", "zoo_path", type=click.Path(path_type=Path), default=None,
+                        help="Zoo folder (default: $ZOO2VEC_ZOO, else the demo zoo in $ZOO2VEC_HOME).")(f)
+
+
+def _zoo_path(zoo_path: Path | None) -> Path:
+    if zoo_path is not None:
+        return zoo_path
+    return Path(os.environ["ZOO2VEC_ZOO"]) if os.environ.get("ZOO2VEC_ZOO") else settings.demo_zoo_path()
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="zoo2vec")
+def main():
+    """Find the right model in a model zoo for your task."""
+
+
+def _index(root: Path, timeout: float, trust_pickle: bool):
+    from tqdm import tqdm
+
+    import zoo2vec
+
+    bar = tqdm(total=None, unit="model", desc="indexing", file=sys.stderr, leave=False)
+
+    def progress(name, done, total):
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(name)
+        bar.refresh()
+
+    try:
+        report = zoo2vec.open(root).index(timeout_s=timeout, trust_pickle=trust_pickle, progress=progress)
+    finally:
+        bar.close()
+    click.echo(report.summary(), err=True)
+    return report
+
+
+def _build_demo(root: Path):
+    from tqdm import tqdm
+
+    from zoo2vec.zoo.demo import build_demo_zoo, demo_size
+
+    with tqdm(total=demo_size(), unit="model", desc="training demo zoo", file=sys.stderr) as bar:
+        def progress(name):
+            bar.set_postfix_str(name)
+            bar.update(1)
+
+        build_demo_zoo(root, progress=progress)
+
+
+@main.command()
+@click.option("--no-app", is_flag=True, help="Build and index only; print a sample search instead of starting the app.")
+@click.option("--port", default=8501, show_default=True, help="Port for the app.")
+def demo(no_app: bool, port: int):
+    """Build the demo zoo (33 real models), index it, and start the search app."""
+    root = settings.demo_zoo_path()
+    _build_demo(root)
+    _index(root, timeout=120.0, trust_pickle=False)
+    if no_app:
+        import zoo2vec
+
+        click.echo('\nzoo2vec search --text "handwritten digit recognition"')
+        click.echo(str(zoo2vec.open(root).search(text="handwritten digit recognition", k=5)))
+        return
+    _serve(root, port)
+
+
+@main.command()
+@click.argument("zoo_path", required=False, type=click.Path(path_type=Path))
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds a model may take on the probe set.")
+@click.option("--trust-pickle", is_flag=True, help="Allow pickled checkpoints (they can run arbitrary code).")
+def index(zoo_path: Path | None, timeout: float, trust_pickle: bool):
+    """Probe new or changed models of a zoo and publish a new index snapshot."""
+    report = _index(_zoo_path(zoo_path), timeout, trust_pickle)
+    if report.failed:
+        click.echo(f"{len(report.failed)} model(s) failed; they will be retried on the next run", err=True)
+
+
+@main.command()
+@_zoo_option
+@click.option("--task", "task_path", type=click.Path(path_type=Path), help="Labelled samples: folder, .zip, .csv, .tsv or .parquet.")
+@click.option("--text", help="What you need, in words.")
+@click.option("-k", default=5, show_default=True, help="How many models to return.")
+@click.option("--where", "where", multiple=True, metavar="FIELD OP VALUE",
+              help="Filter, repeatable: license=mit, params<5e6, tags=digits, modality=image, source~demo.")
+@click.option("--text-column", default="text", show_default=True, help="Text column of a table task.")
+@click.option("--label-column", default="label", show_default=True, help="Label column of a table task.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON lines.")
+def search(zoo_path, task_path, text, k, where, text_column, label_column, as_json):
+    """Rank the zoo's models for a task and/or a text query."""
+    import zoo2vec
+    from zoo2vec.index.filters import parse
+
+    if task_path is None and not text:
+        raise UserError("give --task PATH, --text \"...\", or both")
+    if k < 1:
+        raise UserError(f"-k must be at least 1, got {k}")
+    task = None
+    if task_path is not None:
+        task = zoo2vec.Task.from_path(task_path, text_column=text_column, label_column=label_column)
+    results = zoo2vec.open(_zoo_path(zoo_path)).search(task, text, k=k, where=parse(list(where)))
+    if as_json:
+        for r in results:
+            click.echo(json.dumps({"rank": r.rank, "model": r.name, "score": r.score, "kernel_alignment": r.kernel_alignment,
+                                   "concept_match": r.concept_match, "text_similarity": r.text_similarity, "why": r.why}))
+    else:
+        click.echo(str(results))
+
+
+@main.command()
+@_zoo_option
+@click.option("--failed", is_flag=True, help="Show the probe runs that failed, with their reasons.")
+def models(zoo_path, failed):
+    """List the indexed models (or the failed probe runs)."""
+    import pandas as pd
+
+    import zoo2vec
+
+    zoo = zoo2vec.open(_zoo_path(zoo_path))
+    with pd.option_context("display.width", 200, "display.max_rows", 500, "display.max_colwidth", 60):
+        if failed:
+            runs = zoo.runs()
+            click.echo(runs[runs.status == "failed"][["name", "reason", "ran_at"]].to_string(index=False))
+        else:
+            click.echo(zoo.models()[["name", "modality", "license", "params", "tags"]].to_string(index=False))
+
+
+def _serve(root: Path, port: int):
+    import subprocess
+
+    from zoo2vec.errors import require
+
+    require("streamlit", "ui")
+    app = Path(__file__).parent / "ui" / "app.py"
+    env = dict(os.environ, ZOO2VEC_ZOO=str(root))
+    click.echo(f"zoo2vec app on http://localhost:{port} (Ctrl-C to stop)", err=True)
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
+           "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    try:
+        subprocess.run(cmd, env=env, check=False)
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+@_zoo_option
+@click.option("--port", default=8501, show_default=True)
+def serve(zoo_path, port):
+    """Start the Streamlit search app on a zoo."""
+    root = _zoo_path(zoo_path)
+    if not root.is_dir():
+        raise UserError(f"no zoo at {root}: run `zoo2vec demo --no-app` or pass --zoo")
+    _serve(root, port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Image arrays in zoo2vec's one layout: float32 (C, H, W) in [0, 1]; resizing and channel changes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from zoo2vec.errors import TaskError
+
+
+def as_chw(image, where: str = "image") -> np.ndarray:
+    """Bring one image (H, W), (H, W, C) or (C, H, W), any numeric range, to float32 (C, H, W) in [0, 1]."""
+    try:
+        x = np.asarray(image)
+    except Exception as exc:  # arbitrary user objects
+        raise TaskError(f"{where} cannot be read as an array: {exc}") from None
+    if x.dtype.kind not in "biuf":
+        raise TaskError(f"{where} has non-numeric dtype {x.dtype}; give pixel values")
+    if x.ndim == 2:
+        x = x[None]
+    elif x.ndim == 3 and x.shape[0] in (1, 3) and x.shape[-1] not in (1, 3, 4):
+        pass
+    elif x.ndim == 3 and x.shape[-1] in (1, 3, 4):
+        x = np.moveaxis(x[..., :3] if x.shape[-1] == 4 else x, -1, 0)
+    else:
+        raise TaskError(
+            f"{where} has shape {x.shape}, which is not an image: expected (H, W), (H, W, C) or (C, H, W) with 1 or 3 channels"
+        )
+    if min(x.shape[1:]) < 2:
+        raise TaskError(f"{where} has shape {x.shape}: too small to resize (at least 2x2 pixels)")
+    x = x.astype(np.float32)
+    if not np.all(np.isfinite(x)):
+        raise TaskError(f"{where} holds NaN or infinite pixel values")
+    if image_is_8bit(x):
+        x = x / 255.0
+    return np.clip(x, 0.0, 1.0)
+
+
+def image_is_8bit(x: np.ndarray) -> bool:
+    return float(x.max(initial=0.0)) > 1.0
+
+
+def fit(images, shape) -> np.ndarray:
+    """Resize a list of (C, H, W) images to `shape` (C, H, W), converting channels; returns (N, C, H, W)."""
+    from PIL import Image
+
+    c, h, w = shape
+    out = np.empty((len(images), c, h, w), dtype=np.float32)
+    for i, img in enumerate(images):
+        if img.shape[0] != c:
+            img = img.mean(axis=0, keepdims=True) if c == 1 else np.repeat(img.mean(axis=0, keepdims=True), c, axis=0)
+        if img.shape[1:] != (h, w):
+            img = np.stack([
+                np.asarray(Image.fromarray(ch).resize((w, h), Image.Resampling.BILINEAR)) for ch in img
+            ])
+        out[i] = img
+    return out

@@ -1,0 +1,124 @@
+"""Know2Vec-style encoders, untrained (version know2vec-0): what a model knows, from its black-box
+outputs on a probe set, and what a task asks, in terms that can be compared.
+
+Model side, from P (probe inputs x model classes) and the probe inputs' reference embeddings E:
+  - decision structure: the centred kernel K = P~ P~^T the outputs induce on the probe set, sketched
+    to SKETCH_DIM numbers z_k = u_k^T K v_k with fixed Gaussian u_k, v_k, so that the cosine of two
+    sketches estimates their centred kernel alignment (CKA) without the n x n matrices;
+  - concept prototypes: per class c, the mean of E weighted by P(c|x) (what the model calls c);
+  - calibration: mean top probability and mean normalised entropy on the probe set.
+Task side, from the query samples' reference embeddings: class prototypes, and a nearest-prototype
+classifier applied to the probe set, whose outputs are sketched exactly like a model's.
+
+score = (kernel alignment + concept match) / 2; the learned alignment of the method issue replaces it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+VERSION = "know2vec-0"
+SKETCH_DIM = 2048
+TASK_TEMPERATURE = 0.05
+
+
+@dataclass(frozen=True)
+class ModelKnowledge:
+    kernel_vector: np.ndarray  # (SKETCH_DIM,), unit norm
+    concepts: np.ndarray  # (n_classes, d) unit-norm concept prototypes
+    concept_mass: np.ndarray  # (n_classes,) mean P(c|x) over the probe set
+    confidence: float
+    entropy: float
+
+
+@dataclass(frozen=True)
+class TaskKnowledge:
+    kernel_vector: np.ndarray
+    prototypes: np.ndarray  # (n_task_classes, d)
+
+
+@dataclass(frozen=True)
+class ConceptMatch:
+    task_class: str
+    model_concept: str | None  # None: the model has no concept left for this class
+    similarity: float
+
+
+@lru_cache(maxsize=8)
+def _sketch_basis(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n, SKETCH_DIM), dtype=np.float32),
+            rng.standard_normal((n, SKETCH_DIM), dtype=np.float32))
+
+
+def kernel_vector(p: np.ndarray) -> np.ndarray:
+    """Sketch of the centred kernel P~ P~^T; cos(kernel_vector(a), kernel_vector(b)) ~ CKA(a, b)."""
+    p = np.asarray(p, dtype=np.float32)
+    centred = p - p.mean(axis=0, keepdims=True)
+    u, v = _sketch_basis(p.shape[0])
+    z = ((centred.T @ u) * (centred.T @ v)).sum(axis=0)
+    norm = np.linalg.norm(z)
+    return (z / norm if norm > 0 else z).astype(np.float32)
+
+
+def linear_cka(a: np.ndarray, b: np.ndarray) -> float:
+    """Exact centred kernel alignment of two output matrices on the same inputs (for checking the sketch)."""
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    cross = np.linalg.norm(a.T @ b) ** 2
+    denom = np.linalg.norm(a.T @ a) * np.linalg.norm(b.T @ b)
+    return float(cross / denom) if denom > 0 else 0.0
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-8)).astype(np.float32)
+
+
+def encode_model(probs: np.ndarray, probe_embeddings: np.ndarray) -> ModelKnowledge:
+    probs = np.asarray(probs, dtype=np.float32)
+    weights = probs / np.maximum(probs.sum(axis=0, keepdims=True), 1e-8)
+    concepts = _unit_rows(weights.T @ probe_embeddings)
+    n_classes = probs.shape[1]
+    entropy = -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(axis=1) / np.log(n_classes)
+    return ModelKnowledge(
+        kernel_vector=kernel_vector(probs),
+        concepts=concepts,
+        concept_mass=probs.mean(axis=0),
+        confidence=float(probs.max(axis=1).mean()),
+        entropy=float(entropy.mean()),
+    )
+
+
+def encode_task(sample_embeddings: np.ndarray, labels: np.ndarray, probe_embeddings: np.ndarray) -> TaskKnowledge:
+    n_classes = int(labels.max()) + 1
+    prototypes = _unit_rows(np.stack([sample_embeddings[labels == c].mean(axis=0) for c in range(n_classes)]))
+    logits = probe_embeddings @ prototypes.T / TASK_TEMPERATURE
+    logits -= logits.max(axis=1, keepdims=True)
+    probs = np.exp(logits)
+    probs /= probs.sum(axis=1, keepdims=True)
+    return TaskKnowledge(kernel_vector(probs), prototypes)
+
+
+def concept_match(
+    task: TaskKnowledge, task_labels, concepts: np.ndarray, concept_labels
+) -> tuple[float, list[ConceptMatch]]:
+    """Match each task class to a distinct model concept (best total similarity).
+
+    The score is the mean matched similarity over task classes, a class left without a concept
+    counting 0: a model that knows fewer concepts than the task has classes is penalised.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    sims = task.prototypes @ concepts.T
+    rows, cols = linear_sum_assignment(-sims)
+    matched = dict(zip(rows.tolist(), cols.tolist()))
+    matches = []
+    for i, name in enumerate(task_labels):
+        j = matched.get(i)
+        matches.append(ConceptMatch(str(name), None if j is None else str(concept_labels[j]),
+                                    0.0 if j is None else float(sims[i, j])))
+    score = float(np.mean([max(m.similarity, 0.0) for m in matches]))
+    return score, matches

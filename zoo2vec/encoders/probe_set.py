@@ -1,0 +1,134 @@
+"""Probe sets: fixed, versioned inputs every model of a modality is run on once.
+
+Each probe set is a JSON config under encoders/probe_sets/ (a name, a seed, the parts it draws).
+Inputs come from the packaged datasets' "probe" parts (never the parts models train on) and
+from transformations of them (rotated, shifted, mixed, inverted digits; sentences, mixed and
+shuffled texts) and synthetic out-of-distribution inputs, so that decision boundaries show.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from zoo2vec.data.datasets import packaged
+from zoo2vec.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ProbeSet:
+    name: str
+    modality: str
+    inputs: np.ndarray | tuple[str, ...]  # images (N, C, H, W) in [0, 1], or texts
+    sources: tuple[str, ...]  # which part each input came from
+    reference_encoder: str
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+
+def available() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files(__package__).joinpath("probe_sets").iterdir() if p.name.endswith(".json"))
+
+
+def config(name: str) -> dict:
+    path = resources.files(__package__).joinpath("probe_sets").joinpath(f"{name}.json")
+    if not path.is_file():
+        raise ConfigError(f"unknown probe set {name!r}. Available: {', '.join(available())}")
+    return json.loads(path.read_text())
+
+
+def default_for(modality: str) -> str:
+    return {"image": "image-v1", "text": "text-v1"}[modality]
+
+
+@lru_cache(maxsize=4)
+def load(name: str) -> ProbeSet:
+    cfg = config(name)
+    rng = np.random.default_rng(cfg["seed"])
+    build = _image_part if cfg["modality"] == "image" else _text_part
+    inputs, sources = [], []
+    for part in cfg["parts"]:
+        made = build(part, rng, cfg)
+        inputs.extend(made)
+        sources.extend([f"{part['kind']}:{part.get('dataset', 'synthetic')}"] * len(made))
+    if cfg["modality"] == "image":
+        inputs = np.stack(inputs).astype(np.float32)
+    else:
+        inputs = tuple(inputs)
+    return ProbeSet(cfg["name"], cfg["modality"], inputs, tuple(sources), cfg["reference_encoder"])
+
+
+def _pick(dataset: str, n: int, rng) -> list:
+    data = packaged(dataset, "probe")
+    idx = rng.choice(len(data), size=n, replace=n > len(data))
+    return [data.x[i] for i in idx]
+
+
+def _image_part(part: dict, rng, cfg: dict) -> list[np.ndarray]:
+    from PIL import Image
+
+    from zoo2vec.data.images import fit
+
+    shape = tuple(cfg["shape"])
+    kind, n = part["kind"], part["n"]
+    if kind == "strokes":
+        out = []
+        for _ in range(n):
+            img = np.zeros(shape[1:], dtype=np.float32)
+            for _ in range(rng.integers(1, 4)):
+                r0, c0, r1, c1 = rng.integers(3, shape[1] - 3, size=4)
+                steps = max(abs(r1 - r0), abs(c1 - c0)) + 1
+                rr, cc = np.linspace(r0, r1, steps).round().astype(int), np.linspace(c0, c1, steps).round().astype(int)
+                img[rr, cc] = 1.0
+                img[np.clip(rr + 1, 0, shape[1] - 1), cc] = 1.0
+            out.append(img[None])
+        return out
+    images = list(fit(_pick(part["dataset"], n * (2 if kind == "mix" else 1), rng), shape))
+    if kind == "dataset":
+        return images
+    if kind == "rotate":
+        angles = rng.uniform(-part["degrees"], part["degrees"], size=n)
+        return [np.asarray(Image.fromarray(img[0]).rotate(a, resample=Image.Resampling.BILINEAR))[None] for img, a in zip(images, angles)]
+    if kind == "shift":
+        return [np.roll(img, tuple(rng.integers(-part["pixels"], part["pixels"] + 1, size=2)), axis=(1, 2)) for img in images]
+    if kind == "mix":
+        return [np.maximum(a, b) * 0.8 for a, b in zip(images[:n], images[n:])]
+    if kind == "invert":
+        return [1.0 - img for img in images]
+    raise ConfigError(f"probe set {cfg['name']!r}: unknown image part kind {kind!r}")
+
+
+_SUBJECTS = ["The battery", "This recipe", "My flight", "The doctor", "Our bank", "The weather", "This hotel",
+             "The new phone", "The soup", "Your account", "The train", "The medicine"]
+_PREDICATES = ["was delayed again", "is absolutely wonderful", "needs to be reset before Friday", "costs far too much",
+               "made me feel sick", "arrived cold and late", "works better than expected"]
+
+
+def _text_part(part: dict, rng, cfg: dict) -> list[str]:
+    kind, n = part["kind"], part["n"]
+    if kind == "templates":
+        # everyday sentences outside the news domain: reviews, travel, health, banking
+        pool = [f"{s} {p}." for s, p in itertools.product(_SUBJECTS, _PREDICATES)]
+        return [pool[i] for i in rng.choice(len(pool), size=n, replace=n > len(pool))]
+    docs = _pick(part["dataset"], n * (2 if kind == "mix" else 1), rng)
+    if kind == "dataset":
+        return [" ".join(d.split()[: part["words"]]) for d in docs]
+    sentences = [[s for s in re.split(r"(?<=[.!?])\s+", " ".join(d.split())) if len(s.split()) > 4] or [d[:200]] for d in docs]
+    if kind == "sentence":
+        return [ss[rng.integers(len(ss))] for ss in sentences]
+    if kind == "mix":
+        return [f"{a[0]} {b[min(1, len(b) - 1)]}" for a, b in zip(sentences[:n], sentences[n:])]
+    if kind == "shuffle":
+        out = []
+        for ss in sentences:
+            words = ss[0].split()
+            out.append(" ".join(words[i] for i in rng.permutation(len(words))))
+        return out
+    raise ConfigError(f"probe set {cfg['name']!r}: unknown text part kind {kind!r}")

@@ -1,0 +1,44 @@
+"""Reference encoders: one fixed embedding space per modality in which probe inputs, query samples
+and model concepts are compared. Vectors record the encoder's name and version.
+
+pixels-v1   images resized to 16x16 grey, each standardised (zero mean, unit norm): cosine is the
+            pixel correlation. A stand-in until the CLIP image tower arrives (see the method issue).
+minilm-v1   all-MiniLM-L6-v2 sentence embeddings, normalised.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from zoo2vec.errors import ConfigError
+
+ENCODERS = {"pixels-v1": "image", "minilm-v1": "text"}
+
+
+def for_modality(modality: str) -> str:
+    return {"image": "pixels-v1", "text": "minilm-v1"}[modality]
+
+
+def embed(name: str, samples) -> np.ndarray:
+    """Embed images ((C, H, W) arrays) or texts with the named reference encoder; rows are unit norm."""
+    if name == "pixels-v1":
+        from zoo2vec.data.images import fit
+
+        x = fit(list(samples), (1, 16, 16)).reshape(len(samples), -1)
+        x = x - x.mean(axis=1, keepdims=True)
+        return _unit(x)
+    if name == "minilm-v1":
+        from zoo2vec.zoo.sentence import sentence_encoder
+
+        return _unit(sentence_encoder().encode(list(samples)))
+    raise ConfigError(f"unknown reference encoder {name!r}. Available: {', '.join(ENCODERS)}")
+
+
+def embed_text(texts) -> np.ndarray:
+    """Sentence embeddings for card text and text queries (MiniLM)."""
+    return embed("minilm-v1", texts)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-8)

@@ -1,0 +1,185 @@
+"""The DuckDB catalog: models, cards, probe runs, vectors, concepts; the source of truth of an index."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from zoo2vec.errors import ConfigError
+from zoo2vec.index import filters
+
+SCHEMA_VERSION = "1"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS models (
+    model_id INTEGER PRIMARY KEY, name VARCHAR UNIQUE NOT NULL, modality VARCHAR NOT NULL,
+    license VARCHAR, params BIGINT, source VARCHAR, tags VARCHAR[], label_names VARCHAR[],
+    training_data VARCHAR, description VARCHAR, card JSON NOT NULL, fingerprint VARCHAR NOT NULL,
+    probe_set VARCHAR NOT NULL, encoder VARCHAR NOT NULL, confidence DOUBLE, entropy DOUBLE,
+    indexed_at TIMESTAMP DEFAULT current_timestamp);
+CREATE TABLE IF NOT EXISTS vectors (
+    model_id INTEGER NOT NULL, kind VARCHAR NOT NULL, version VARCHAR NOT NULL, vector FLOAT[] NOT NULL,
+    PRIMARY KEY (model_id, kind));
+CREATE TABLE IF NOT EXISTS concepts (
+    model_id INTEGER NOT NULL, idx INTEGER NOT NULL, label VARCHAR NOT NULL, mass FLOAT, prototype FLOAT[] NOT NULL,
+    PRIMARY KEY (model_id, idx));
+CREATE TABLE IF NOT EXISTS probe_runs (
+    snapshot_id VARCHAR, name VARCHAR, fingerprint VARCHAR, status VARCHAR, reason VARCHAR, seconds DOUBLE,
+    ran_at TIMESTAMP DEFAULT current_timestamp);
+CREATE TABLE IF NOT EXISTS probe_embeddings (
+    probe_set VARCHAR NOT NULL, encoder VARCHAR NOT NULL, idx INTEGER NOT NULL, embedding FLOAT[] NOT NULL,
+    PRIMARY KEY (probe_set, encoder, idx));
+CREATE TABLE IF NOT EXISTS snapshots (
+    snapshot_id VARCHAR PRIMARY KEY, created_at TIMESTAMP DEFAULT current_timestamp, models INTEGER, failed INTEGER);
+"""
+
+
+@dataclass(frozen=True)
+class IndexedModel:
+    """What a previous run recorded for a model, to decide whether to probe it again."""
+
+    model_id: int
+    fingerprint: str
+    probe_set: str
+    encoder: str
+
+
+class Catalog:
+    def __init__(self, path: Path, *, read_only: bool = False):
+        import duckdb
+
+        self.path = Path(path)
+        if read_only and not self.path.exists():
+            raise ConfigError(f"no catalog at {self.path}")
+        self.con = duckdb.connect(str(self.path), read_only=read_only)
+        if not read_only:
+            self.con.execute(SCHEMA)
+            self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+        version = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if version is None or version[0] != SCHEMA_VERSION:
+            raise ConfigError(f"catalog {self.path} has schema {version}, this zoo2vec reads {SCHEMA_VERSION}: run `zoo2vec index` again")
+
+    def close(self):
+        self.con.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- writes (the indexing job) --
+    def indexed(self) -> dict[str, IndexedModel]:
+        rows = self.con.execute("SELECT name, model_id, fingerprint, probe_set, encoder FROM models").fetchall()
+        return {r[0]: IndexedModel(*r[1:]) for r in rows}
+
+    def put_model(self, card, *, fingerprint: str, probe_set: str, encoder: str, knowledge, card_vector: np.ndarray):
+        """Insert or replace one model with its vectors and concepts, all or nothing."""
+        labels = list(card.label_names) if card.label_names else [f"class {i}" for i in range(len(knowledge.concepts))]
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            old = con.execute("SELECT model_id FROM models WHERE name = ?", [card.name]).fetchone()
+            if old:
+                self._delete(old[0])
+            model_id = con.execute("SELECT coalesce(max(model_id), -1) + 1 FROM models").fetchone()[0]
+            con.execute(
+                "INSERT INTO models (model_id, name, modality, license, params, source, tags, label_names, training_data,"
+                " description, card, fingerprint, probe_set, encoder, confidence, entropy)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [model_id, card.name, card.modality, card.license.lower(), card.params, card.source, list(card.tags),
+                 list(card.label_names) if card.label_names else None, card.training_data, card.description,
+                 json.dumps(card.to_dict()), fingerprint, probe_set, encoder, knowledge.confidence, knowledge.entropy],
+            )
+            con.executemany(
+                "INSERT INTO vectors VALUES (?, ?, ?, ?)",
+                [[model_id, "task", encoder, knowledge.kernel_vector.tolist()],
+                 [model_id, "card", "minilm-v1", np.asarray(card_vector).tolist()]],
+            )
+            con.executemany(
+                "INSERT INTO concepts VALUES (?, ?, ?, ?, ?)",
+                [[model_id, i, labels[i], float(knowledge.concept_mass[i]), knowledge.concepts[i].tolist()]
+                 for i in range(len(knowledge.concepts))],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return model_id
+
+    def _delete(self, model_id: int):
+        for table in ("vectors", "concepts", "models"):
+            self.con.execute(f"DELETE FROM {table} WHERE model_id = ?", [model_id])
+
+    def remove_model(self, name: str):
+        self.con.execute("BEGIN TRANSACTION")
+        row = self.con.execute("SELECT model_id FROM models WHERE name = ?", [name]).fetchone()
+        if row:
+            self._delete(row[0])
+        self.con.execute("COMMIT")
+
+    def record_run(self, snapshot_id: str, name: str, fingerprint: str, status: str, reason: str, seconds: float):
+        self.con.execute("INSERT INTO probe_runs (snapshot_id, name, fingerprint, status, reason, seconds) VALUES (?, ?, ?, ?, ?, ?)",
+                         [snapshot_id, name, fingerprint, status, reason, seconds])
+
+    def put_probe_embeddings(self, probe_set: str, encoder: str, embeddings: np.ndarray):
+        if self.con.execute("SELECT count(*) FROM probe_embeddings WHERE probe_set = ? AND encoder = ?",
+                            [probe_set, encoder]).fetchone()[0] == len(embeddings):
+            return
+        self.con.execute("DELETE FROM probe_embeddings WHERE probe_set = ? AND encoder = ?", [probe_set, encoder])
+        self.con.executemany("INSERT INTO probe_embeddings VALUES (?, ?, ?, ?)",
+                             [[probe_set, encoder, i, e.tolist()] for i, e in enumerate(embeddings)])
+
+    def record_snapshot(self, snapshot_id: str, failed: int):
+        n = self.con.execute("SELECT count(*) FROM models").fetchone()[0]
+        self.con.execute("INSERT INTO snapshots (snapshot_id, models, failed) VALUES (?, ?, ?)", [snapshot_id, n, failed])
+
+    # -- reads (search) --
+    def models(self):
+        """All indexed models as a DataFrame (no vectors)."""
+        return self.con.execute(
+            "SELECT model_id, name, modality, license, params, source, tags, label_names, training_data, description,"
+            " confidence, entropy, fingerprint, probe_set, encoder, indexed_at FROM models ORDER BY name").df()
+
+    def cards(self, model_ids) -> dict[int, dict]:
+        rows = self.con.execute("SELECT model_id, card FROM models WHERE list_contains(?, model_id)", [list(map(int, model_ids))]).fetchall()
+        return {r[0]: json.loads(r[1]) for r in rows}
+
+    def vectors(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.con.execute("SELECT model_id, vector FROM vectors WHERE kind = ? ORDER BY model_id", [kind]).fetchall()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        return np.asarray([r[0] for r in rows], dtype=np.int64), np.asarray([r[1] for r in rows], dtype=np.float32)
+
+    def concepts(self, model_ids) -> dict[int, tuple[list[str], np.ndarray]]:
+        rows = self.con.execute(
+            "SELECT model_id, label, prototype FROM concepts WHERE list_contains(?, model_id) ORDER BY model_id, idx",
+            [list(map(int, model_ids))]).fetchall()
+        out: dict[int, tuple[list[str], list]] = {}
+        for model_id, label, proto in rows:
+            labels, protos = out.setdefault(model_id, ([], []))
+            labels.append(label)
+            protos.append(proto)
+        return {m: (labels, np.asarray(protos, dtype=np.float32)) for m, (labels, protos) in out.items()}
+
+    def probe_embeddings(self, probe_set: str, encoder: str) -> np.ndarray:
+        rows = self.con.execute("SELECT embedding FROM probe_embeddings WHERE probe_set = ? AND encoder = ? ORDER BY idx",
+                                [probe_set, encoder]).fetchall()
+        return np.asarray([r[0] for r in rows], dtype=np.float32)
+
+    def allowed_ids(self, where: dict | None) -> np.ndarray:
+        clause, params = filters.to_sql(where)
+        rows = self.con.execute(f"SELECT model_id FROM models WHERE {clause}", params).fetchall()
+        return np.asarray([r[0] for r in rows], dtype=np.int64)
+
+    def modalities(self) -> set[str]:
+        return {r[0] for r in self.con.execute("SELECT DISTINCT modality FROM models").fetchall()}
+
+    def runs(self, snapshot_id: str | None = None):
+        sql = "SELECT snapshot_id, name, fingerprint, status, reason, seconds, ran_at FROM probe_runs"
+        if snapshot_id is None:
+            return self.con.execute(sql + " ORDER BY ran_at").df()
+        return self.con.execute(sql + " WHERE snapshot_id = ? ORDER BY ran_at", [snapshot_id]).df()

@@ -1,0 +1,102 @@
+"""Metadata filters as data: {"license": "mit", "params": ("<", 5e6), "tags": "digits"}.
+
+Every value is bound as a query parameter; only field names and operators from the fixed tables
+below ever reach the SQL text.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from zoo2vec.errors import FilterError
+
+# field -> (column, type); "list" columns match when they contain the value
+FIELDS = {
+    "name": ("name", "str"),
+    "modality": ("modality", "str"),
+    "license": ("license", "str"),
+    "params": ("params", "num"),
+    "source": ("source", "str"),
+    "tags": ("tags", "list"),
+    "labels": ("label_names", "list"),
+}
+OPERATORS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">=", "in": "IN", "contains": "contains"}
+_ORDERED = {"<", "<=", ">", ">="}
+
+
+def _coerce(field: str, kind: str, value: Any):
+    if kind == "num":
+        if isinstance(value, bool):
+            raise FilterError(f"filter {field!r} needs a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise FilterError(f"filter {field!r} needs a number, got {value!r}") from None
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise FilterError(f"filter {field!r} needs a text value, got {value!r}")
+    return str(value).lower() if field in ("license", "modality") else str(value)
+
+
+def to_sql(where: dict[str, Any] | None) -> tuple[str, list]:
+    """A WHERE clause (without the keyword; 'TRUE' when empty) and its parameters."""
+    if not where:
+        return "TRUE", []
+    if not isinstance(where, dict):
+        raise FilterError(f"filters must be a dict like {{'license': 'mit'}}, got {type(where).__name__}")
+    clauses, params = [], []
+    for field, cond in where.items():
+        if field not in FIELDS:
+            raise FilterError(f"unknown filter field {field!r}. Available: {', '.join(FIELDS)}")
+        column, kind = FIELDS[field]
+        if isinstance(cond, tuple) and len(cond) == 2 and isinstance(cond[0], str):
+            op, value = cond
+        elif isinstance(cond, (list, set, frozenset)):
+            op, value = "in", list(cond)
+        else:
+            op, value = "=", cond
+        if op not in OPERATORS:
+            raise FilterError(f"unknown operator {op!r} for {field!r}. Available: {', '.join(OPERATORS)}")
+        if op in _ORDERED and kind != "num":
+            raise FilterError(f"operator {op!r} needs a numeric field; {field!r} is not (numeric: params)")
+        if op == "in":
+            values = [_coerce(field, kind, v) for v in (value if isinstance(value, (list, tuple, set)) else [value])]
+            if not values:
+                raise FilterError(f"filter {field!r} in [] matches nothing: give at least one value")
+            if kind == "list":
+                clauses.append("(" + " OR ".join(f"list_contains({column}, ?)" for _ in values) + ")")
+            else:
+                clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
+            params.extend(values)
+            continue
+        value = _coerce(field, kind, value)
+        if kind == "list":
+            if op not in ("=", "contains", "!="):
+                raise FilterError(f"{field!r} holds a list: use '=' (contains) or '!=' (does not contain)")
+            clauses.append(("NOT " if op == "!=" else "") + f"list_contains({column}, ?)")
+        elif op == "contains":
+            clauses.append(f"strpos(lower({column}), lower(?)) > 0")
+        else:
+            clauses.append(f"{column} {OPERATORS[op]} ?")
+        params.append(value)
+    return " AND ".join(clauses), params
+
+
+_EXPR = re.compile(r"^\s*([A-Za-z_]+)\s*(<=|>=|!=|=|<|>|~)\s*(.+?)\s*$")
+
+
+def parse(expressions: list[str]) -> dict[str, Any]:
+    """CLI form: ["license=mit", "params<5e6", "tags=digits", "source~recipe"] into a filter dict."""
+    where: dict[str, Any] = {}
+    for expr in expressions:
+        m = _EXPR.match(expr)
+        if not m:
+            raise FilterError(f"cannot read filter {expr!r}: write FIELD OP VALUE, e.g. license=mit or params<5e6")
+        field, op, value = m.groups()
+        if field in where:
+            raise FilterError(f"filter field {field!r} given twice")
+        if op == "=" and "," in value:
+            where[field] = [v.strip() for v in value.split(",")]
+        else:
+            where[field] = ("contains" if op == "~" else op, value)
+    return where

@@ -1,0 +1,164 @@
+"""The incremental indexing job, in stages that leave files behind:
+
+  discover   model folders under <zoo>/models, each fingerprinted (files + adapter version)
+  probe      black-box outputs on the probe set, cached per fingerprint in .zoo2vec/probes/
+  encode     Know2Vec knowledge and card text into the catalog of a new snapshot
+  publish    FAISS indexes rebuilt from the catalog, then CURRENT swapped atomically
+
+Only new or changed models (or those whose probe set or encoder changed, or that failed last time)
+are probed. A model that raises, hangs, or answers with NaN or the wrong shape is recorded with its
+reason and skipped; the run goes on. Readers never see a half-written snapshot.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from zoo2vec.data.images import fit
+from zoo2vec.encoders import know2vec, probe_set, reference
+from zoo2vec.errors import ModelFailure, Zoo2VecError, ZooError
+from zoo2vec.index.catalog import Catalog
+from zoo2vec.index.snapshots import SnapshotStore
+from zoo2vec.index.vector_index import VectorIndex
+from zoo2vec.zoo.blackbox import checked_predict
+from zoo2vec.zoo.card import CARD_FILE, ModelCard
+from zoo2vec.zoo.checkpoint import fingerprint, load_model
+
+MODELS_DIR = "models"
+
+
+@dataclass
+class IndexReport:
+    snapshot: str
+    probed: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def indexed(self) -> int:
+        return len(self.probed) + len(self.reused)
+
+    def summary(self) -> str:
+        text = (f"snapshot {self.snapshot}: {self.indexed} models indexed ({len(self.probed)} probed, "
+                f"{len(self.reused)} unchanged), {len(self.failed)} failed, {len(self.removed)} removed, "
+                f"{self.seconds:.1f} s")
+        return "\n".join([text] + [f"  failed {name}: {reason}" for name, reason in sorted(self.failed.items())])
+
+
+def discover(zoo_root: Path) -> dict[str, Path]:
+    """Model folders (those holding a card.json) under <zoo>/models, by folder name."""
+    models = Path(zoo_root) / MODELS_DIR
+    if not models.is_dir():
+        raise ZooError(f"{zoo_root} is not a zoo: it has no {MODELS_DIR}/ folder of model folders (each with a {CARD_FILE})")
+    return {p.name: p for p in sorted(models.iterdir()) if p.is_dir() and not p.name.startswith(".") and (p / CARD_FILE).exists()}
+
+
+def _probe_inputs(card: ModelCard, probes: probe_set.ProbeSet):
+    if card.modality == "image":
+        return fit(list(probes.inputs), card.input_shape)
+    return list(probes.inputs)
+
+
+def _probe(folder: Path, card: ModelCard, probes: probe_set.ProbeSet, cache: Path, *, timeout_s: float, trust_pickle: bool):
+    """The model's outputs on the probe set, from the cache when this fingerprint was probed before."""
+    if cache.exists():
+        return np.load(cache)
+    model = load_model(folder, trust_pickle=trust_pickle)
+    probs = checked_predict(model, _probe_inputs(card, probes), timeout_s=timeout_s)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npy")
+    np.save(tmp, probs)
+    tmp.replace(cache)
+    return probs
+
+
+def run_index(
+    zoo_root: Path,
+    *,
+    timeout_s: float = 120.0,
+    trust_pickle: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> IndexReport:
+    """Bring the zoo's index in step with its model folders; returns what was done."""
+    zoo_root = Path(zoo_root)
+    store = SnapshotStore(zoo_root)
+    started = time.perf_counter()
+    found = discover(zoo_root)
+    with store.lock():
+        previous = store.current()
+        snapshot = store.create()
+        report = IndexReport(snapshot=snapshot.name)
+        try:
+            if previous is not None:
+                shutil.copy2(previous / "catalog.duckdb", snapshot / "catalog.duckdb")
+            with Catalog(snapshot / "catalog.duckdb") as catalog:
+                _update(catalog, found, store, report, timeout_s=timeout_s, trust_pickle=trust_pickle, progress=progress)
+                catalog.record_snapshot(snapshot.name, len(report.failed))
+                for kind in ("task", "card"):
+                    VectorIndex.build(*catalog.vectors(kind)).save(snapshot / f"{kind}.faiss")
+                catalog.con.execute("CHECKPOINT")
+        except BaseException:
+            shutil.rmtree(snapshot, ignore_errors=True)
+            raise
+        store.publish(snapshot)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _update(catalog: Catalog, found: dict[str, Path], store: SnapshotStore, report: IndexReport, *,
+            timeout_s: float, trust_pickle: bool, progress):
+    indexed = catalog.indexed()
+    for name in sorted(set(indexed) - set(found)):
+        catalog.remove_model(name)
+        report.removed.append(name)
+    probe_sets: dict[str, tuple[probe_set.ProbeSet, np.ndarray]] = {}
+    pending = []  # (card, fingerprint, knowledge, probe set name)
+    for i, (name, folder) in enumerate(found.items()):
+        if progress:
+            progress(name, i, len(found))
+        t0 = time.perf_counter()
+        fp = "?"
+        try:
+            fp = fingerprint(folder)
+            card = ModelCard.load(folder)
+            if card.name != name:
+                raise ZooError(f"folder {name!r} holds a card named {card.name!r}; rename one so they agree")
+            ps_name = probe_set.default_for(card.modality)
+            before = indexed.get(name)
+            if before and (before.fingerprint, before.probe_set, before.encoder) == (fp, ps_name, know2vec.VERSION):
+                report.reused.append(name)
+                continue
+            if ps_name not in probe_sets:
+                probes = probe_set.load(ps_name)
+                emb = reference.embed(probes.reference_encoder, probes.inputs)
+                catalog.put_probe_embeddings(ps_name, probes.reference_encoder, emb)
+                probe_sets[ps_name] = (probes, emb)
+            probes, emb = probe_sets[ps_name]
+            probs = _probe(folder, card, probes, store.probes / ps_name / f"{name}-{fp}.npy",
+                           timeout_s=timeout_s, trust_pickle=trust_pickle)
+            pending.append((card, fp, know2vec.encode_model(probs, emb), ps_name))
+            catalog.record_run(report.snapshot, name, fp, "ok", "", time.perf_counter() - t0)
+        except Exception as exc:  # one broken model never stops the run: record it and go on
+            reason = exc.reason if isinstance(exc, ModelFailure) else (
+                str(exc) if isinstance(exc, Zoo2VecError) else f"{type(exc).__name__}: {exc}")
+            report.failed[name] = reason
+            catalog.record_run(report.snapshot, name, fp, "failed", reason, time.perf_counter() - t0)
+            # an old entry no longer describes the model in the folder: drop it until it indexes again
+            if name in indexed:
+                catalog.remove_model(name)
+    if pending:
+        card_vectors = reference.embed_text([card.text() for card, *_ in pending])
+        for (card, fp, knowledge, ps_name), card_vector in zip(pending, card_vectors):
+            catalog.put_model(card, fingerprint=fp, probe_set=ps_name, encoder=know2vec.VERSION,
+                              knowledge=knowledge, card_vector=card_vector)
+            report.probed.append(card.name)
+    if progress:
+        progress("", len(found), len(found))

@@ -1,0 +1,92 @@
+"""The zoo2vec search app (Streamlit): words and/or a labelled task in, ranked models out.
+
+Run with `zoo2vec serve` (or `streamlit run zoo2vec/ui/app.py`); the zoo comes from $ZOO2VEC_ZOO,
+else the demo zoo.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+import zoo2vec
+from zoo2vec import settings
+
+
+@st.cache_resource
+def _open(path: str) -> zoo2vec.Zoo:
+    return zoo2vec.open(path)
+
+
+def task_from_upload(name: str, data: bytes) -> zoo2vec.Task:
+    """A Task from an uploaded file's name and bytes (zip of class folders or a table)."""
+    suffix = Path(name).suffix.lower()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        path.write_bytes(data)
+        return zoo2vec.Task.from_path(path)
+
+
+def main():
+    st.set_page_config(page_title="zoo2vec", layout="wide")
+    st.title("zoo2vec: find the right model for your task")
+    root = os.environ.get("ZOO2VEC_ZOO") or str(settings.demo_zoo_path())
+    try:
+        zoo = _open(root)
+        models = zoo.models()
+    except zoo2vec.Zoo2VecError as exc:
+        st.error(str(exc))
+        return
+    st.caption(f"{len(models)} models indexed in {root}")
+
+    with st.sidebar:
+        st.header("Filters")
+        modality = st.selectbox("Modality", ["any", "image", "text"])
+        licenses = st.multiselect("License", sorted(models["license"].dropna().unique()))
+        all_tags = sorted({t for tags in models["tags"] for t in (tags if tags is not None else [])})
+        tag = st.selectbox("Tag", ["any"] + all_tags)
+        max_params = st.number_input("Max parameters (0 = no limit)", min_value=0, value=0, step=100_000)
+        k = st.slider("Results", 1, 20, 5)
+
+    text = st.text_input("What do you need?", placeholder="e.g. handwritten digit recognition")
+    upload = st.file_uploader("Labelled samples: a zip (one folder per class) or a CSV (text,label)",
+                              type=["zip", "csv", "tsv", "parquet"])
+    if not st.button("Search", type="primary"):
+        return
+
+    where: dict = {}
+    if modality != "any":
+        where["modality"] = modality
+    if licenses:
+        where["license"] = list(licenses)
+    if tag != "any":
+        where["tags"] = tag
+    if max_params:
+        where["params"] = ("<=", max_params)
+    try:
+        task = task_from_upload(upload.name, upload.getvalue()) if upload is not None else None
+        if task is None and not text.strip():
+            st.warning("Type what you need or upload labelled samples.")
+            return
+        results = zoo.search(task, text or None, k=k, where=where)
+    except zoo2vec.Zoo2VecError as exc:
+        st.error(str(exc))
+        return
+    if task is not None:
+        st.info(f"Task: {task.modality}, {len(task)} samples, classes {', '.join(task.label_names)}")
+    if not results:
+        st.warning("No model matches these filters.")
+        return
+    df = results.to_pandas()
+    st.dataframe(df, hide_index=True, use_container_width=True,
+                 column_config={"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.3f")})
+    best = results[0]
+    st.subheader(f"Best match: {best.name}")
+    st.write(best.why)
+    st.json(best.card, expanded=False)
+
+
+main()

@@ -1,0 +1,101 @@
+"""ModelCard: what a zoo publishes about a model, next to the black box itself."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo2vec.errors import ZooError
+
+MODALITIES = ("image", "text")
+CARD_FILE = "card.json"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Metadata of one model. Only `name` and `modality` are required; the rest may be missing,
+    terse or wrong, as on real zoos.
+
+    `input_shape` (channels, height, width) tells zoo2vec how to feed an image model: float32
+    arrays in [0, 1], NCHW. `adapter` says how to reach the model (see zoo.load_model).
+    """
+
+    name: str
+    modality: str
+    label_names: tuple[str, ...] | None = None
+    training_data: str = ""
+    params: int | None = None
+    license: str = "unknown"
+    source: str = ""
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    input_shape: tuple[int, int, int] | None = None
+    adapter: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ZooError(
+                f"bad model name {self.name!r}: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
+        if self.modality not in MODALITIES:
+            raise ZooError(f"model {self.name!r}: modality {self.modality!r} is not one of {', '.join(MODALITIES)}")
+        if self.label_names is not None:
+            object.__setattr__(self, "label_names", tuple(str(x) for x in self.label_names))
+        object.__setattr__(self, "tags", tuple(str(t) for t in self.tags))
+        if self.input_shape is not None:
+            shape = tuple(int(x) for x in self.input_shape)
+            if len(shape) != 3 or min(shape) < 1:
+                raise ZooError(f"model {self.name!r}: input_shape must be (channels, height, width), got {self.input_shape!r}")
+            object.__setattr__(self, "input_shape", shape)
+        if self.modality == "image" and self.input_shape is None:
+            raise ZooError(f"image model {self.name!r} needs input_shape (channels, height, width) in its card")
+        if self.params is not None:
+            object.__setattr__(self, "params", int(self.params))
+
+    def text(self) -> str:
+        """The card as one passage, for text search."""
+        parts = [self.name.replace("-", " ").replace("_", " "), self.description, self.training_data]
+        if self.label_names:
+            parts.append("classes: " + ", ".join(self.label_names))
+        if self.tags:
+            parts.append("tags: " + ", ".join(self.tags))
+        return ". ".join(p for p in parts if p)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("label_names", "tags", "input_shape"):
+            if d[key] is not None:
+                d[key] = list(d[key])
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ZooError(f"unknown card field(s) {unknown}; known fields: {sorted(known)}")
+        if "name" not in data or "modality" not in data:
+            raise ZooError("a card needs at least 'name' and 'modality'")
+        return cls(**data)
+
+    def save(self, folder: Path) -> Path:
+        path = Path(folder) / CARD_FILE
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, folder: Path) -> ModelCard:
+        path = Path(folder) / CARD_FILE
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ZooError(f"{folder} has no {CARD_FILE}: every model folder needs one") from None
+        except json.JSONDecodeError as exc:
+            raise ZooError(f"{path} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ZooError(f"{path} must hold a JSON object")
+        return cls.from_dict(data)

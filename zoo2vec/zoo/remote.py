@@ -1,0 +1,170 @@
+"""Remote models over the Open Inference Protocol v2 (KServe, Triton, MLServer), and a small server.
+
+Client: POST {url}/v2/models/{model}/infer with one input tensor (FP32 images, BYTES text) and read
+the first output tensor as (N, n_classes). Requests are split so none exceeds max_request_bytes;
+a response larger than max_response_bytes is refused; every call has a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+
+from zoo2vec.errors import ModelFailure, ZooError
+from zoo2vec.zoo.card import ModelCard
+
+
+class RemoteModel:
+    def __init__(
+        self,
+        url: str,
+        card: ModelCard,
+        *,
+        model: str | None = None,
+        timeout_s: float = 30.0,
+        max_request_bytes: int = 8 << 20,
+        max_response_bytes: int = 64 << 20,
+    ):
+        if not url.startswith(("http://", "https://")):
+            raise ZooError(f"model {card.name!r}: endpoint url {url!r} must start with http:// or https://")
+        self.url = url.rstrip("/")
+        self.card = card
+        self.model = model or card.name
+        self.timeout_s = timeout_s
+        self.max_request_bytes = max_request_bytes
+        self.max_response_bytes = max_response_bytes
+
+    def _input(self, chunk) -> dict:
+        if self.card.modality == "image":
+            x = np.asarray(chunk, dtype=np.float32)
+            return {"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}
+        texts = [str(t) for t in chunk]
+        return {"name": "input", "shape": [len(texts)], "datatype": "BYTES", "data": texts}
+
+    def _chunks(self, batch):
+        n = len(batch)
+        if n == 0:
+            return
+        if self.card.modality == "image":
+            per_item = 12 * int(np.prod(np.asarray(batch[0]).shape))  # ~ JSON text per float
+        else:
+            per_item = max(len(str(t).encode()) for t in batch) + 8
+        step = max(1, self.max_request_bytes // max(per_item, 1))
+        for start in range(0, n, step):
+            yield batch[start : start + step]
+
+    def predict(self, batch) -> np.ndarray:
+        import httpx
+
+        outs = []
+        endpoint = f"{self.url}/v2/models/{self.model}/infer"
+        with httpx.Client(timeout=self.timeout_s) as client:
+            for chunk in self._chunks(batch):
+                body = json.dumps({"inputs": [self._input(chunk)]}).encode()
+                if len(body) > self.max_request_bytes:
+                    raise ModelFailure(self.card.name, f"one input is larger than max_request_bytes={self.max_request_bytes}")
+                try:
+                    with client.stream("POST", endpoint, content=body, headers={"content-type": "application/json"}) as r:
+                        declared = int(r.headers.get("content-length") or 0)
+                        if declared > self.max_response_bytes:
+                            raise ModelFailure(self.card.name, f"response of {declared} bytes exceeds max_response_bytes")
+                        data = bytearray()
+                        for piece in r.iter_bytes():
+                            data += piece
+                            if len(data) > self.max_response_bytes:
+                                raise ModelFailure(self.card.name, "response exceeds max_response_bytes")
+                        if r.status_code != 200:
+                            raise ModelFailure(self.card.name, f"endpoint answered HTTP {r.status_code}: {bytes(data[:200])!r}")
+                except httpx.TimeoutException:
+                    raise ModelFailure(self.card.name, f"endpoint timed out after {self.timeout_s:g} s") from None
+                except httpx.HTTPError as exc:
+                    raise ModelFailure(self.card.name, f"endpoint unreachable: {exc}") from None
+                try:
+                    output = json.loads(data)["outputs"][0]
+                    arr = np.asarray(output["data"], dtype=np.float32).reshape(output["shape"])
+                except (ValueError, KeyError, IndexError, TypeError) as exc:
+                    raise ModelFailure(self.card.name, f"response is not an Open Inference Protocol v2 answer: {exc}") from None
+                outs.append(arr)
+        return np.concatenate(outs) if outs else np.zeros((0, 0), dtype=np.float32)
+
+
+class InferenceServer:
+    """Serve black-box models over Open Inference Protocol v2 on a local port (a context manager).
+
+    For tests and for exposing an in-process model to another zoo2vec; not a production server.
+    """
+
+    def __init__(self, models, *, host: str = "127.0.0.1", port: int = 0):
+        self.models = {m.card.name: m for m in models}
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # the library prints nothing
+                pass
+
+            def _send(self, status: int, payload: dict):
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                parts = self.path.strip("/").split("/")
+                if parts[:3] == ["v2", "health", "ready"]:
+                    return self._send(200, {"ready": True})
+                if len(parts) == 3 and parts[:2] == ["v2", "models"] and parts[2] in server.models:
+                    card = server.models[parts[2]].card
+                    return self._send(200, {"name": card.name, "platform": "zoo2vec", "inputs": [], "outputs": []})
+                return self._send(404, {"error": f"not found: {self.path}"})
+
+            def do_POST(self):
+                parts = self.path.strip("/").split("/")
+                if len(parts) != 4 or parts[:2] != ["v2", "models"] or parts[3] != "infer":
+                    return self._send(404, {"error": f"not found: {self.path}"})
+                model = server.models.get(parts[2])
+                if model is None:
+                    return self._send(404, {"error": f"unknown model {parts[2]!r}"})
+                try:
+                    length = int(self.headers.get("content-length", 0))
+                    tensor = json.loads(self.rfile.read(length))["inputs"][0]
+                    if tensor["datatype"] == "BYTES":
+                        batch = [str(t) for t in tensor["data"]]
+                    else:
+                        batch = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
+                except (ValueError, KeyError, IndexError, TypeError) as exc:
+                    return self._send(400, {"error": f"bad request: {exc}"})
+                try:
+                    out = np.asarray(model.predict(batch), dtype=np.float32)
+                except Exception as exc:  # the served model's failure goes back to the client as a 500
+                    return self._send(500, {"error": f"{type(exc).__name__}: {exc}"})
+                self._send(200, {
+                    "model_name": model.card.name,
+                    "outputs": [{"name": "probabilities", "shape": list(out.shape), "datatype": "FP32",
+                                 "data": out.ravel().tolist()}],
+                })
+
+        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd.daemon_threads = True
+        self.host, self.port = self._httpd.server_address[:2]
+        self.url = f"http://{self.host}:{self.port}"
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> InferenceServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="oip-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -48,3 +48,8 @@ def sample_task(dataset: str, classes, shots: int = 10, seed: int = 0):
                           for c in classes])
     samples = list(data.x[idx]) if isinstance(data.x, np.ndarray) else [data.x[i] for i in idx]
     return zoo2vec.Task.from_arrays(samples, [data.label_names[i] for i in data.y[idx]])
+
+
+@pytest.fixture(scope="session")
+def make_task():
+    return sample_task

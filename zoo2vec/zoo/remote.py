@@ -148,7 +148,7 @@ class InferenceServer:
                                  "data": out.ravel().tolist()}],
                 })
 
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd = _QuietServer((host, port), Handler)
         self._httpd.daemon_threads = True
         self.host, self.port = self._httpd.server_address[:2]
         self.url = f"http://{self.host}:{self.port}"
@@ -168,3 +168,8 @@ class InferenceServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        """A client that gave up (timeout, size limit) is not an error of the server; print nothing."""

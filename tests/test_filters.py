@@ -1,0 +1,37 @@
+import pytest
+
+from zoo2vec import FilterError
+from zoo2vec.index.filters import parse, to_sql
+
+
+def test_values_are_bound_never_spliced():
+    evil = "mit'; DROP TABLE models; --"
+    clause, params = to_sql({"license": evil, "params": ("<", 5e6), "tags": "digits"})
+    assert evil.lower() not in clause and "DROP" not in clause
+    assert params == [evil.lower(), 5e6, "digits"]
+    assert clause.count("?") == 3
+
+
+@pytest.mark.parametrize("where, message", [
+    ({"colour": "red"}, "unknown filter field 'colour'. Available: name, modality"),
+    ({"params": ("~~", 3)}, "unknown operator"),
+    ({"params": "big"}, "needs a number"),
+    ({"license": ("<", "mit")}, "needs a numeric field"),
+    ({"tags": ("<", 3)}, "needs a numeric field"),
+    ({"license": []}, "matches nothing"),
+    ({"license": {"a": 1}}, "needs a text value"),
+    ("license=mit", "must be a dict"),
+])
+def test_bad_filters_say_what_is_wrong(where, message):
+    with pytest.raises(FilterError, match=message):
+        to_sql(where)
+
+
+def test_parse_cli_expressions():
+    assert parse(["license=mit,apache-2.0", "params<=1e6", "source~demo", "tags=digits"]) == {
+        "license": ["mit", "apache-2.0"], "params": ("<=", "1e6"), "source": ("contains", "demo"),
+        "tags": ("=", "digits")}
+    with pytest.raises(FilterError, match="FIELD OP VALUE"):
+        parse(["license mit"])
+    with pytest.raises(FilterError, match="given twice"):
+        parse(["license=mit", "license=bsd"])

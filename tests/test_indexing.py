@@ -1,0 +1,129 @@
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+import zoo2vec
+from zoo2vec import ModelCard
+from zoo2vec.index.catalog import Catalog
+from zoo2vec.index.snapshots import SnapshotStore
+from zoo2vec.jobs.indexing import run_index
+from zoo2vec.zoo.remote import InferenceServer
+
+
+class Misbehaving:
+    """A served text model that fails in one chosen way."""
+
+    def __init__(self, name, how):
+        self.card = ModelCard(name, "text", label_names=["a", "b"])
+        self.how = how
+        self.fixed = False
+
+    def predict(self, batch):
+        if self.fixed:
+            return np.tile([0.3, 0.7], (len(batch), 1))
+        if self.how == "raise":
+            raise RuntimeError("weights corrupted")
+        if self.how == "hang":
+            time.sleep(2)
+        if self.how == "nan":
+            return np.full((len(batch), 2), np.nan)
+        return np.ones((len(batch), 5))  # wrong number of classes
+
+
+@pytest.fixture
+def bad_models():
+    models = [Misbehaving(f"bad-{how}", how) for how in ("raise", "hang", "nan", "shape")]
+    with InferenceServer(models) as server:
+        yield server, {m.how: m for m in models}
+
+
+def _add_remote(zoo, server, model, timeout_s=0.5):
+    folder = zoo / "models" / model.card.name
+    folder.mkdir()
+    ModelCard.from_dict({**model.card.to_dict(), "adapter": {"kind": "http", "url": server.url, "timeout_s": timeout_s}}).save(folder)
+
+
+def test_index_records_failures_and_keeps_the_rest(tiny_zoo, bad_models):
+    server, models = bad_models
+    for m in models.values():
+        _add_remote(tiny_zoo, server, m)
+    report = run_index(tiny_zoo)
+    assert set(report.failed) == {"bad-raise", "bad-hang", "bad-nan", "bad-shape"}
+    assert "RuntimeError: weights corrupted" in report.failed["bad-raise"]
+    assert "timed out" in report.failed["bad-hang"]
+    assert "NaN" in report.failed["bad-nan"]
+    assert "card names 2 labels" in report.failed["bad-shape"]
+    assert sorted(report.reused) == sorted(zoo2vec.open(tiny_zoo).models()["name"])  # the five real models
+    runs = zoo2vec.open(tiny_zoo).runs()
+    assert set(runs[runs.status == "failed"]["name"]) == set(report.failed)
+
+    # the next run retries them; a fixed one is indexed, unchanged ones are not probed again
+    models["nan"].fixed = True
+    again = run_index(tiny_zoo)
+    assert again.probed == ["bad-nan"]
+    assert set(again.failed) == {"bad-raise", "bad-hang", "bad-shape"}
+    assert "bad-nan" in set(zoo2vec.open(tiny_zoo).models()["name"])
+
+
+def test_second_run_probes_nothing_and_changes_are_picked_up(tiny_zoo):
+    first = run_index(tiny_zoo)
+    assert first.probed == [] and len(first.reused) == 5
+    card = ModelCard.load(tiny_zoo / "models" / "bbc-bow")
+    ModelCard.from_dict({**card.to_dict(), "license": "cc-by-4.0"}).save(tiny_zoo / "models" / "bbc-bow")
+    shutil.rmtree(tiny_zoo / "models" / "digits8-linear-parity")
+    report = run_index(tiny_zoo)
+    assert report.probed == ["bbc-bow"] and report.removed == ["digits8-linear-parity"]
+    models = zoo2vec.open(tiny_zoo).models().set_index("name")
+    assert models.loc["bbc-bow", "license"] == "cc-by-4.0" and "digits8-linear-parity" not in models.index
+
+
+def test_a_crash_leaves_the_published_snapshot_untouched(tiny_zoo, monkeypatch):
+    store = SnapshotStore(tiny_zoo)
+    before = store.current()
+    zoo = zoo2vec.open(tiny_zoo)
+    answer = zoo.search(text="news topics", k=3)
+    shutil.rmtree(tiny_zoo / "models" / "bbc-bow")
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Catalog, "record_snapshot", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run_index(tiny_zoo)
+    assert store.current() == before
+    assert [p.name for p in store.snapshots.iterdir()] == [before.name]  # the half-written one is gone
+    assert [r.name for r in zoo2vec.open(tiny_zoo).search(text="news topics", k=3)] == [r.name for r in answer]
+    assert not (store.base / "index.lock").exists()
+
+
+def test_readers_switch_to_a_new_snapshot(tiny_zoo):
+    zoo = zoo2vec.open(tiny_zoo)
+    assert "bbc-bow" in set(zoo.models()["name"])
+    shutil.rmtree(tiny_zoo / "models" / "bbc-bow")
+    run_index(tiny_zoo)
+    assert "bbc-bow" not in set(zoo.models()["name"])
+
+
+def test_concurrent_runs_are_refused(tiny_zoo):
+    import os
+
+    store = SnapshotStore(tiny_zoo)
+    (store.base / "index.lock").write_text(str(os.getppid()))  # a live process
+    with pytest.raises(zoo2vec.ZooError, match="another indexing run"):
+        run_index(tiny_zoo)
+    (store.base / "index.lock").write_text("999999999")  # a dead one: taken over
+    assert run_index(tiny_zoo).indexed == 5
+
+
+def test_not_a_zoo(tmp_path):
+    with pytest.raises(zoo2vec.ZooError, match="no models/ folder"):
+        run_index(tmp_path)
+
+
+def test_card_name_must_match_folder(tiny_zoo):
+    src = tiny_zoo / "models" / "bbc-bow"
+    shutil.copytree(src, tiny_zoo / "models" / "bbc-bow-copy")
+    report = run_index(tiny_zoo)
+    assert "holds a card named 'bbc-bow'" in report.failed["bbc-bow-copy"]

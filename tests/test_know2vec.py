@@ -1,0 +1,35 @@
+import numpy as np
+
+from zoo2vec.encoders import know2vec
+
+
+def test_kernel_sketch_estimates_exact_alignment():
+    rng = np.random.default_rng(3)
+    errors = []
+    for _ in range(10):
+        a = rng.dirichlet(np.full(10, 0.3), size=512)
+        b = 0.5 * a[:, rng.permutation(10)[:4]] + rng.dirichlet(np.full(4, 0.3), size=512)
+        sketch = float(know2vec.kernel_vector(a) @ know2vec.kernel_vector(b))
+        errors.append(abs(sketch - know2vec.linear_cka(a, b)))
+    assert max(errors) < 0.06
+    a = rng.dirichlet(np.ones(5), size=512)
+    assert abs(float(know2vec.kernel_vector(a) @ know2vec.kernel_vector(a)) - 1) < 1e-5
+    # permuting or relabelling a model's classes does not change what it knows
+    assert abs(float(know2vec.kernel_vector(a) @ know2vec.kernel_vector(a[:, ::-1])) - 1) < 1e-5
+
+
+def test_concepts_are_output_weighted_means():
+    emb = np.eye(4, dtype=np.float32)
+    probs = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=np.float32)
+    k = know2vec.encode_model(probs, emb)
+    assert np.allclose(k.concepts[0], [2 ** -0.5, 2 ** -0.5, 0, 0], atol=1e-6)
+    assert np.allclose(k.concept_mass, [0.5, 0.5]) and k.confidence == 1.0 and k.entropy < 1e-6
+
+
+def test_concept_match_penalises_missing_concepts():
+    emb = np.eye(3, dtype=np.float32)
+    task = know2vec.encode_task(emb, np.array([0, 1, 2]), emb)
+    three, matched = know2vec.concept_match(task, ["a", "b", "c"], emb, ["x", "y", "z"])
+    assert three == 1.0 and [m.model_concept for m in matched] == ["x", "y", "z"]
+    two, matched = know2vec.concept_match(task, ["a", "b", "c"], emb[:2], ["x", "y"])
+    assert abs(two - 2 / 3) < 1e-6 and matched[2].model_concept is None

@@ -1,0 +1,101 @@
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from zoo2vec import ModelCard, ModelFailure
+from zoo2vec.zoo import architectures
+from zoo2vec.zoo.blackbox import TorchModel, checked_predict
+from zoo2vec.zoo.remote import InferenceServer, RemoteModel
+
+
+def _trained_digit_model():
+    """A real linear model trained on the 8x8 scikit-learn digits for a few epochs."""
+    from zoo2vec.data.datasets import packaged
+    from zoo2vec.zoo.demo import train_classifier
+
+    data = packaged("sklearn-digits", "train")
+    module = architectures.build("linear", {"input_shape": [1, 8, 8], "n_classes": 10})
+    train_classifier(module, torch.from_numpy(data.x), data.y, epochs=3, seed=0)
+    card = ModelCard("digits-linear", "image", label_names=data.label_names, input_shape=(1, 8, 8))
+    return TorchModel(module, card)
+
+
+class Slow:
+    card = ModelCard("slow", "text", label_names=["a", "b"])
+
+    def predict(self, batch):
+        time.sleep(3)
+        return np.full((len(batch), 2), 0.5)
+
+
+class Echo:
+    card = ModelCard("echo-text", "text", label_names=["short", "long"])
+
+    def __init__(self):
+        self.calls = 0
+
+    def predict(self, batch):
+        self.calls += 1
+        lengths = np.array([len(t) for t in batch], dtype=np.float32)
+        return np.stack([1 / (1 + lengths), lengths / (1 + lengths)], axis=1)
+
+
+@pytest.fixture(scope="module")
+def server():
+    local = _trained_digit_model()
+    echo = Echo()
+    with InferenceServer([local, Slow(), echo]) as srv:
+        yield srv, local, echo
+
+
+def test_remote_image_model_answers_like_the_local_one(server):
+    srv, local, _ = server
+    from zoo2vec.data.datasets import packaged
+
+    x = packaged("sklearn-digits", "holdout").x[:50]
+    remote = RemoteModel(srv.url, local.card)
+    assert np.allclose(checked_predict(remote, x), checked_predict(local, x), atol=1e-5)
+
+
+def test_text_batches_are_split_under_the_request_limit(server):
+    srv, _, echo = server
+    texts = [f"sentence number {i} " * 5 for i in range(40)]
+    echo.calls = 0
+    remote = RemoteModel(srv.url, echo.card, max_request_bytes=1000)
+    out = checked_predict(remote, texts)
+    assert echo.calls > 1
+    assert np.allclose(out, echo.predict(texts), atol=1e-6)
+
+
+def test_timeout_is_a_model_failure(server):
+    srv, _, _ = server
+    remote = RemoteModel(srv.url, Slow.card, timeout_s=0.3)
+    t0 = time.perf_counter()
+    with pytest.raises(ModelFailure, match="timed out"):
+        checked_predict(remote, ["x"])
+    assert time.perf_counter() - t0 < 2.5
+
+
+def test_oversized_response_is_refused(server):
+    srv, _, echo = server
+    remote = RemoteModel(srv.url, echo.card, max_response_bytes=100)
+    with pytest.raises(ModelFailure, match="max_response_bytes"):
+        checked_predict(remote, ["a"] * 50)
+
+
+def test_unknown_model_and_unreachable_endpoint(server):
+    srv, _, echo = server
+    card = ModelCard("nobody", "text")
+    with pytest.raises(ModelFailure, match="HTTP 404"):
+        checked_predict(RemoteModel(srv.url, card), ["a"])
+    with pytest.raises(ModelFailure, match="unreachable"):
+        checked_predict(RemoteModel("http://127.0.0.1:9", card, timeout_s=2), ["a"])
+
+
+def test_health_endpoint(server):
+    import httpx
+
+    srv, _, _ = server
+    assert httpx.get(f"{srv.url}/v2/health/ready").json() == {"ready": True}

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+
+import zoo2vec
+from zoo2vec import FilterError, TaskError
+
+
+@pytest.fixture(scope="module")
+def zoo(tiny_zoo_master):
+    return zoo2vec.open(tiny_zoo_master)
+
+
+def test_digit_task_prefers_the_ten_class_digit_model(zoo, make_task):
+    task = make_task("sklearn-digits", [str(d) for d in range(10)])
+    results = zoo.search(task, k=5)
+    assert [r.name for r in results][0] == "digits8-linear"
+    assert {r.card["modality"] for r in results} == {"image"}
+    assert len(results) == 3  # only the zoo's three image models qualify
+    best = results[0]
+    assert best.kernel_alignment is not None and best.concept_match is not None and best.text_similarity is None
+    assert [m.model_concept for m in best.matches] == [str(d) for d in range(10)]
+    assert "0→0" in best.why
+
+
+def test_subset_task_finds_the_subset_model_above_the_parity_model(zoo, make_task):
+    results = zoo.search(make_task("sklearn-digits", ["0", "1", "2", "3", "4"]), k=3)
+    names = [r.name for r in results]
+    assert names.index("digits8-mlp-0to4") < names.index("digits8-linear-parity")
+
+
+def test_news_task_ranks_the_topic_model_above_the_binary_one(zoo, make_task):
+    results = zoo.search(make_task("bbc-news", ["business", "politics", "sport", "tech"]), k=2)
+    assert [r.name for r in results] == ["bbc-bow", "bbc-bow-business-tech"]
+    assert [m.model_concept for m in results[1].matches].count(None) == 2  # two classes it cannot tell
+
+
+def test_text_query_and_filters(zoo):
+    assert zoo.search(text="classify news articles by topic", k=1)[0].card["modality"] == "text"
+    assert zoo.search(text="handwritten digit recognition", k=1)[0].name.startswith("digits8")
+    only_text = zoo.search(text="handwritten digit recognition", k=5, where={"modality": "text"})
+    assert {r.card["modality"] for r in only_text} == {"text"} and len(only_text) == 2
+    nothing = zoo.search(text="digits", where={"params": ("<", 1)})
+    assert len(nothing) == 0 and str(nothing) == "(no models matched)"
+
+
+def test_task_and_text_together_report_both_parts(zoo, make_task):
+    results = zoo.search(make_task("bbc-news", ["business", "tech"]), "business or technology news", k=2)
+    assert all(r.text_similarity is not None and r.kernel_alignment is not None for r in results)
+    df = results.to_pandas()
+    assert list(df["model"]) == [r.name for r in results]
+    assert df["score"].is_monotonic_decreasing
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({}, TaskError, "give a task"),
+    ({"text": "  "}, TaskError, "give a task"),
+    ({"text": "x", "k": 0}, TaskError, "positive integer"),
+    ({"text": "x", "where": {"size": 3}}, FilterError, "unknown filter field 'size'"),
+])
+def test_bad_queries(zoo, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        zoo.search(**kwargs)
+
+
+def test_text_task_against_image_filter(zoo, make_task):
+    task = make_task("bbc-news", ["sport", "tech"], shots=3)
+    with pytest.raises(FilterError, match="the task is text, but the filter asks for modality 'image'"):
+        zoo.search(task, where={"modality": "image"})
+
+
+def test_task_modality_missing_from_zoo(tiny_zoo, make_task):
+    import shutil
+
+    from zoo2vec.jobs.indexing import run_index
+
+    for name in ("bbc-bow", "bbc-bow-business-tech"):
+        shutil.rmtree(tiny_zoo / "models" / name)
+    run_index(tiny_zoo)
+    with pytest.raises(TaskError, match="no text models"):
+        zoo2vec.open(tiny_zoo).search(make_task("bbc-news", ["sport", "tech"], shots=3))
+
+
+def test_task_given_as_a_path(zoo, tmp_path):
+    from PIL import Image
+
+    from zoo2vec.data.datasets import packaged
+
+    data = packaged("sklearn-digits", "holdout")
+    for i in range(60):
+        folder = tmp_path / "task" / data.label_names[data.y[i]]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((data.x[i, 0] * 255).astype(np.uint8)).resize((32, 32)).save(folder / f"{i}.png")
+    results = zoo.search(tmp_path / "task", k=1)
+    assert results[0].name == "digits8-linear"

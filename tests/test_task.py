@@ -1,0 +1,98 @@
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from zoo2vec import Task, TaskError
+
+
+def _image_folder(root, sizes=((8, 8), (20, 12))):
+    rng = np.random.default_rng(0)
+    for label in ("cat", "dog"):
+        (root / label).mkdir(parents=True)
+        for i, (h, w) in enumerate(sizes):
+            Image.fromarray((rng.random((h, w)) * 255).astype(np.uint8)).save(root / label / f"{i}.png")
+    return root
+
+
+def test_from_arrays_images_and_texts():
+    task = Task.from_arrays([np.zeros((8, 8)), np.ones((8, 8, 3)) * 255, np.ones((1, 5, 5))], ["b", "a", "b"])
+    assert task.modality == "image" and task.label_names == ("a", "b")
+    assert task.labels.tolist() == [1, 0, 1]
+    assert task.samples[1].shape == (3, 8, 8) and task.samples[1].max() == 1.0
+    texts = Task.from_arrays(["good", "bad", "fine"], [1, 0, 1], label_names=["neg", "pos"])
+    assert texts.modality == "text" and texts.label_names == ("neg", "pos")
+
+
+@pytest.mark.parametrize("samples, labels, message", [
+    ([], [], "empty"),
+    (["a", "b"], ["x", "x"], "single class"),
+    (["a", np.zeros((4, 4))], [0, 1], "mixes texts and images"),
+    ([np.zeros(10), np.zeros((4, 4))], [0, 1], r"sample 0 has shape \(10,\)"),
+    ([np.zeros((4, 4, 5)), np.zeros((4, 4))], [0, 1], "not an image"),
+    ([np.zeros((1, 1)), np.zeros((4, 4))], [0, 1], "too small to resize"),
+    ([np.full((4, 4), np.nan), np.zeros((4, 4))], [0, 1], "NaN"),
+    (["a", "b"], [0], "one label per sample"),
+    (["a", "  "], [0, 1], "empty text"),
+])
+def test_bad_tasks_name_the_problem(samples, labels, message):
+    with pytest.raises(TaskError, match=message):
+        Task.from_arrays(samples, labels)
+
+
+def test_from_folder_of_mixed_size_images(tmp_path):
+    task = Task.from_folder(_image_folder(tmp_path / "task"))
+    assert len(task) == 4 and task.label_names == ("cat", "dog")
+    assert {s.shape for s in task.samples} == {(1, 8, 8), (1, 20, 12)}
+
+
+def test_unreadable_image_is_named(tmp_path):
+    root = _image_folder(tmp_path / "task")
+    (root / "cat" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(TaskError, match="broken.png"):
+        Task.from_folder(root)
+
+
+def test_from_table_csv_parquet_and_columns(tmp_path):
+    df = pd.DataFrame({"sentence": ["good film", "bad film", "great"], "y": ["pos", "neg", "pos"]})
+    df.to_csv(tmp_path / "t.csv", index=False)
+    df.to_parquet(tmp_path / "t.parquet")
+    for name in ("t.csv", "t.parquet"):
+        task = Task.from_path(tmp_path / name, text_column="sentence", label_column="y")
+        assert task.label_names == ("neg", "pos") and task.samples[0] == "good film"
+    with pytest.raises(TaskError, match=r"lacks column\(s\) \['text', 'label'\]"):
+        Task.from_path(tmp_path / "t.csv")
+
+
+def test_from_zip_of_folder_and_of_csv(tmp_path):
+    root = _image_folder(tmp_path / "digits")
+    with zipfile.ZipFile(tmp_path / "images.zip", "w") as z:
+        for f in root.rglob("*.png"):
+            z.write(f, f.relative_to(tmp_path))
+    assert Task.from_path(tmp_path / "images.zip").label_names == ("cat", "dog")
+    with zipfile.ZipFile(tmp_path / "table.zip", "w") as z:
+        z.writestr("data/task.csv", "text,label\nhello,a\nbye,b\n")
+    assert Task.from_path(tmp_path / "table.zip").samples == ("hello", "bye")
+
+
+def test_unsafe_or_broken_zip(tmp_path):
+    with zipfile.ZipFile(tmp_path / "evil.zip", "w") as z:
+        z.writestr("../escape/a.txt", "x")
+    with pytest.raises(TaskError, match="leaves the archive"):
+        Task.from_path(tmp_path / "evil.zip")
+    (tmp_path / "broken.zip").write_bytes(b"PK not really")
+    with pytest.raises(TaskError, match="cannot read broken.zip"):
+        Task.from_path(tmp_path / "broken.zip")
+
+
+def test_path_errors(tmp_path):
+    with pytest.raises(TaskError, match="does not exist"):
+        Task.from_path(tmp_path / "nope.csv")
+    (tmp_path / "task.json").write_text("{}")
+    with pytest.raises(TaskError, match="give a folder"):
+        Task.from_path(tmp_path / "task.json")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TaskError, match="holds no samples"):
+        Task.from_path(tmp_path / "empty")

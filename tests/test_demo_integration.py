@@ -66,3 +66,35 @@ def test_digit_recognition_words_find_digit_models(demo):
 def test_rebuilding_the_demo_is_incremental(demo):
     result = CliRunner().invoke(main, ["index", str(demo[1].root)])
     assert result.exit_code == 0 and "(0 probed, 33 unchanged)" in result.output
+
+
+def test_serve_starts_the_app(demo):
+    """`zoo2vec serve` runs Streamlit for real and answers on loopback."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, ZOO2VEC_ZOO=str(demo[1].root))
+    proc = subprocess.Popen([sys.executable, "-m", "zoo2vec.cli", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).text == "ok":
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("the app did not answer within 60 s")
+        assert "<title>" in httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=20)

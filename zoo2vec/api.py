@@ -121,11 +121,15 @@ class Zoo:
         scores: dict[int, dict[str, float]] = {}
         matches: dict[int, list] = {}
         if task is not None:
-            ps_name = probe_set.default_for(task.modality)
+            ps_version = probe_set.version(probe_set.default_for(task.modality))
             encoder = reference.for_modality(task.modality)
-            key = (ps_name, encoder)
+            key = (ps_version, encoder)
             if key not in self._probe_embeddings:
-                self._probe_embeddings[key] = catalog.probe_embeddings(ps_name, encoder)
+                embeddings = catalog.probe_embeddings(ps_version, encoder)
+                if not len(embeddings):
+                    raise IndexNotBuiltError(f"the index of {self.root} was built with another probe set than "
+                                             f"{ps_version}: run `zoo2vec index {self.root}` again")
+                self._probe_embeddings[key] = embeddings
             samples = reference.embed(encoder, list(task.samples))
             knowledge = know2vec.encode_task(samples, task.labels, self._probe_embeddings[key])
             ids, cka = self._task_index.search(knowledge.kernel_vector, n_candidates, allowed)

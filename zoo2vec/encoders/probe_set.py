@@ -8,6 +8,7 @@ shuffled texts) and synthetic out-of-distribution inputs, so that decision bound
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -46,6 +47,12 @@ def config(name: str) -> dict:
 
 def default_for(modality: str) -> str:
     return {"image": "image-v1", "text": "text-v1"}[modality]
+
+
+def version(name: str) -> str:
+    """name@hash of its config: an edited config is a new version, so models are probed again."""
+    digest = hashlib.sha256(json.dumps(config(name), sort_keys=True).encode()).hexdigest()[:8]
+    return f"{name}@{digest}"
 
 
 @lru_cache(maxsize=4)

@@ -30,7 +30,7 @@ def embed(name: str, samples) -> np.ndarray:
     if name == "minilm-v1":
         from zoo2vec.zoo.sentence import sentence_encoder
 
-        return _unit(sentence_encoder().encode(list(samples)))
+        return _unit(sentence_encoder().encode(list(samples), memo=False))
     raise ConfigError(f"unknown reference encoder {name!r}. Available: {', '.join(ENCODERS)}")
 
 

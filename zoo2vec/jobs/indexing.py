@@ -132,19 +132,20 @@ def _update(catalog: Catalog, found: dict[str, Path], store: SnapshotStore, repo
             if card.name != name:
                 raise ZooError(f"folder {name!r} holds a card named {card.name!r}; rename one so they agree")
             ps_name = probe_set.default_for(card.modality)
+            ps_version = probe_set.version(ps_name)
             before = indexed.get(name)
-            if before and (before.fingerprint, before.probe_set, before.encoder) == (fp, ps_name, know2vec.VERSION):
+            if before and (before.fingerprint, before.probe_set, before.encoder) == (fp, ps_version, know2vec.VERSION):
                 report.reused.append(name)
                 continue
             if ps_name not in probe_sets:
                 probes = probe_set.load(ps_name)
                 emb = reference.embed(probes.reference_encoder, probes.inputs)
-                catalog.put_probe_embeddings(ps_name, probes.reference_encoder, emb)
+                catalog.put_probe_embeddings(ps_version, probes.reference_encoder, emb)
                 probe_sets[ps_name] = (probes, emb)
             probes, emb = probe_sets[ps_name]
-            probs = _probe(folder, card, probes, store.probes / ps_name / f"{name}-{fp}.npy",
+            probs = _probe(folder, card, probes, store.probes / ps_version / f"{name}-{fp}.npy",
                            timeout_s=timeout_s, trust_pickle=trust_pickle)
-            pending.append((card, fp, know2vec.encode_model(probs, emb), ps_name))
+            pending.append((card, fp, know2vec.encode_model(probs, emb), ps_version))
             catalog.record_run(report.snapshot, name, fp, "ok", "", time.perf_counter() - t0)
         except Exception as exc:  # one broken model never stops the run: record it and go on
             reason = exc.reason if isinstance(exc, ModelFailure) else (
@@ -156,8 +157,8 @@ def _update(catalog: Catalog, found: dict[str, Path], store: SnapshotStore, repo
                 catalog.remove_model(name)
     if pending:
         card_vectors = reference.embed_text([card.text() for card, *_ in pending])
-        for (card, fp, knowledge, ps_name), card_vector in zip(pending, card_vectors):
-            catalog.put_model(card, fingerprint=fp, probe_set=ps_name, encoder=know2vec.VERSION,
+        for (card, fp, knowledge, ps_version), card_vector in zip(pending, card_vectors):
+            catalog.put_model(card, fingerprint=fp, probe_set=ps_version, encoder=know2vec.VERSION,
                               knowledge=knowledge, card_vector=card_vector)
             report.probed.append(card.name)
     if progress:

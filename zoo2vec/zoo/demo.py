@@ -18,7 +18,7 @@ import numpy as np
 from zoo2vec.data.datasets import LabelledData, packaged
 from zoo2vec.zoo.card import ModelCard
 
-RECIPE_VERSION = "demo-1"
+RECIPE_VERSION = "demo-2"
 DIGITS = tuple(str(i) for i in range(10))
 
 
@@ -175,6 +175,7 @@ def _build_one(recipe: Recipe, folder: Path, data: LabelledData, embed: Callable
     else:
         x = torch.from_numpy(data.x[keep])
         config["input_shape"] = list(data.x.shape[1:])
+    torch.manual_seed(recipe.seed)  # initial weights too, not only the training order
     module = architectures.build(recipe.arch, config)
     train_classifier(module, x, y, epochs=recipe.epochs, seed=recipe.seed)
     image = data.name != "bbc-news"

@@ -56,8 +56,13 @@ class SentenceEncoder:
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
         self._memo_size = memo_size
 
-    def encode(self, texts) -> np.ndarray:
+    def encode(self, texts, *, memo: bool = True) -> np.ndarray:
+        """Unit-norm embeddings; memo=False for one-off texts (queries), which should neither hit nor fill the memo."""
         texts = [str(t) for t in texts]
+        if not memo:
+            if not texts:
+                return np.zeros((0, self.dim), dtype=np.float32)
+            return self.model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
         missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
         if missing:
             vecs = self.model.encode(missing, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)

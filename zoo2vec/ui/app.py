@@ -51,10 +51,13 @@ def main():
         max_params = st.number_input("Max parameters (0 = no limit)", min_value=0, value=0, step=100_000)
         k = st.slider("Results", 1, 20, 5)
 
-    text = st.text_input("What do you need?", placeholder="e.g. handwritten digit recognition")
-    upload = st.file_uploader("Labelled samples: a zip (one folder per class) or a CSV (text,label)",
-                              type=["zip", "csv", "tsv", "parquet"])
-    if not st.button("Search", type="primary"):
+    # a form: Enter in the text box searches, and typing does not rerun the app on every key
+    with st.form("query"):
+        text = st.text_input("What do you need?", placeholder="e.g. handwritten digit recognition")
+        upload = st.file_uploader("Labelled samples: a zip (one folder per class) or a CSV (text,label)",
+                                  type=["zip", "csv", "tsv", "parquet"])
+        submitted = st.form_submit_button("Search", type="primary")
+    if not submitted:
         return
 
     where: dict = {}
@@ -80,7 +83,7 @@ def main():
     if not results:
         st.warning("No model matches these filters.")
         return
-    df = results.to_pandas()
+    df = results.to_pandas().dropna(axis="columns", how="all")  # e.g. no task: no task scores to show
     st.dataframe(df, hide_index=True, use_container_width=True,
                  column_config={"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.3f")})
     best = results[0]

@@ -13,7 +13,7 @@ from zoo2vec.zoo.remote import InferenceServer, RemoteModel
 def _trained_digit_model():
     """A real linear model trained on the 8x8 scikit-learn digits for a few epochs."""
     from zoo2vec.data.datasets import packaged
-    from zoo2vec.zoo.demo import train_classifier
+    from zoo2vec.zoo.recipes import train_classifier
 
     data = packaged("sklearn-digits", "train")
     module = architectures.build("linear", {"input_shape": [1, 8, 8], "n_classes": 10})

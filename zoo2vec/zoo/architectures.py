@@ -81,15 +81,53 @@ def bag_of_words(n_classes: int, buckets: int = 2**15, dim: int = 64, max_tokens
         def forward(self, texts: list[str]) -> torch.Tensor:
             ids, offsets = [], []
             for text in texts:
-                words = tokens(text)[:max_tokens]
-                grams = words + [a + " " + b for a, b in zip(words, words[1:])]
                 offsets.append(len(ids))
-                # crc32, not hash(): bucket ids must not change between processes
-                ids.extend(zlib.crc32(g.encode()) % buckets for g in grams or [""])
+                ids.extend(_hashed_grams(text, buckets, max_tokens) or [0])
             x = self.embedding(torch.tensor(ids, dtype=torch.long), torch.tensor(offsets, dtype=torch.long))
             return self.out(x)
 
     return BagOfWords()
+
+
+def _hashed_grams(text: str, buckets: int, max_tokens: int) -> list[int]:
+    words = tokens(text)[:max_tokens]
+    grams = words + [a + " " + b for a, b in zip(words, words[1:])]
+    # crc32, not hash(): bucket ids must not change between processes
+    return [zlib.crc32(g.encode()) % buckets for g in grams]
+
+
+def tfidf_linear(n_classes: int, buckets: int = 2**14, max_tokens: int = 400):
+    """TF-IDF over hashed unigrams and bigrams, L2-normalised, then one linear layer.
+
+    The idf weights are a buffer (saved with the weights), set from training texts by fit_idf().
+    """
+    import torch
+
+    nn = _nn()
+
+    class TfidfLinear(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("idf", torch.ones(buckets))
+            self.out = nn.Linear(buckets, n_classes)
+
+        def _tf(self, texts: list[str]) -> torch.Tensor:
+            x = torch.zeros(len(texts), buckets)
+            for i, text in enumerate(texts):
+                ids = _hashed_grams(text, buckets, max_tokens)
+                if ids:
+                    x[i].index_add_(0, torch.tensor(ids), torch.ones(len(ids)))
+            return x
+
+        def fit_idf(self, texts: list[str]):
+            df = (self._tf(texts) > 0).float().sum(dim=0)
+            self.idf.copy_(torch.log((1 + len(texts)) / (1 + df)) + 1)
+
+        def forward(self, texts: list[str]) -> torch.Tensor:
+            x = self._tf(texts) * self.idf
+            return self.out(x / x.norm(dim=1, keepdim=True).clamp_min(1e-8))
+
+    return TfidfLinear()
 
 
 def head(in_dim: int, n_classes: int, hidden=()):
@@ -97,7 +135,8 @@ def head(in_dim: int, n_classes: int, hidden=()):
     return mlp((1, 1, in_dim), n_classes, hidden=hidden)
 
 
-ARCHITECTURES = {"linear": linear, "mlp": mlp, "cnn": cnn, "bag_of_words": bag_of_words, "head": head}
+ARCHITECTURES = {"linear": linear, "mlp": mlp, "cnn": cnn, "bag_of_words": bag_of_words, "tfidf_linear": tfidf_linear,
+                 "head": head}
 
 
 def build(arch: str, config: dict[str, Any]):

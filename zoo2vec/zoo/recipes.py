@@ -35,6 +35,7 @@ class Recipe:
     license: str = "mit"
     publish_labels: bool = True
     publish_training_data: bool = True
+    card_style: str = "complete"  # complete | terse | no-labels | misleading: what a benchmark may ask about
 
 
 def one_each(*labels):

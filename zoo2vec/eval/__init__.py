@@ -1,0 +1,1 @@
+"""The benchmark: tasks, measured ground truth, metrics, baselines and reports."""

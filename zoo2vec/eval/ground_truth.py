@@ -1,0 +1,107 @@
+"""Measured ground truth: how well each zoo model actually does on each benchmark task.
+
+suitability(m, t) = accuracy on t's test split of a logistic-regression head trained on m's black-box
+outputs (log-probabilities) for t's query samples. The same outputs feed the exhaustive baselines
+(LogME, LEEP, NCE, k-NN), whose cost (forward passes and scoring time) is recorded per model.
+Results go to a Parquet file with a JSON sidecar naming the versions that made them; a run resumes
+task by task and recomputes everything when a version changed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from zoo2vec.data.images import fit
+from zoo2vec.eval.tasks import TaskSpec, materialize
+from zoo2vec.eval.transferability import SCORES
+from zoo2vec.jobs.indexing import discover
+from zoo2vec.zoo.blackbox import checked_predict
+from zoo2vec.zoo.card import ModelCard
+from zoo2vec.zoo.checkpoint import ADAPTER_VERSION, fingerprint, load_model
+
+GROUND_TRUTH_VERSION = "gt-1"
+
+
+def features(probs: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(probs, 1e-6, 1.0))
+
+
+def head_accuracy(train_x, train_y, test_x, test_y) -> float:
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(max_iter=2000)
+    clf.fit(train_x, train_y)
+    return float(clf.score(test_x, test_y))
+
+
+def _inputs(card: ModelCard, task):
+    return fit(list(task.samples), card.input_shape) if card.modality == "image" else list(task.samples)
+
+
+def versions(zoo_root: Path, specs: list[TaskSpec]) -> dict:
+    import sklearn
+
+    import zoo2vec
+
+    models = {name: fingerprint(folder) for name, folder in discover(zoo_root).items()}
+    return {"ground_truth": GROUND_TRUTH_VERSION, "adapter": ADAPTER_VERSION, "zoo2vec": zoo2vec.__version__,
+            "sklearn": sklearn.__version__, "features": "log-probabilities", "head": "LogisticRegression(max_iter=2000)",
+            "models": models, "tasks": [s.to_dict() for s in specs]}
+
+
+def measure(zoo_root: Path, specs: list[TaskSpec], out: Path, *, progress: Callable[[str, int, int], None] | None = None):
+    """Ground truth and exhaustive scores for every (task, model of its modality); returns a DataFrame."""
+    import pandas as pd
+
+    out = Path(out)
+    meta_path = out.with_suffix(".json")
+    meta = versions(zoo_root, specs)
+    done = pd.DataFrame()
+    if out.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
+        done = pd.read_parquet(out)
+    finished = set(done["task_id"]) if len(done) else set()
+    folders = discover(zoo_root)
+    cards = {name: ModelCard.load(folder) for name, folder in folders.items()}
+    loaded: dict[str, object] = {}
+    frames = [done] if len(done) else []
+    for i, spec in enumerate(specs):
+        if progress:
+            progress(spec.task_id, i, len(specs))
+        if spec.task_id in finished:
+            continue
+        query, test = materialize(spec)
+        rows = []
+        for name, card in cards.items():
+            if card.modality != spec.modality:
+                continue
+            row = {"task_id": spec.task_id, "model": name}
+            try:
+                model = loaded.get(name) or loaded.setdefault(name, load_model(folders[name]))
+                t0 = time.perf_counter()
+                q = checked_predict(model, _inputs(card, query))
+                row["forward_s"] = time.perf_counter() - t0
+                row["forward_passes"] = len(query)
+                t_out = checked_predict(model, _inputs(card, test))
+                row["accuracy"] = head_accuracy(features(q), query.labels, features(t_out), test.labels)
+                for score, fn in SCORES.items():
+                    t0 = time.perf_counter()
+                    row[score] = fn(q, query.labels) if score in ("leep", "nce") else fn(features(q), query.labels)
+                    row[f"{score}_s"] = time.perf_counter() - t0
+            except Exception as exc:  # a failing model is recorded, not fatal  # noqa: BLE001
+                row["error"] = f"{type(exc).__name__}: {exc}"
+            rows.append(row)
+        frames.append(pd.DataFrame(rows))
+        table = pd.concat(frames, ignore_index=True)
+        tmp = out.with_suffix(".tmp.parquet")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_parquet(tmp)
+        tmp.replace(out)
+        meta_path.write_text(json.dumps(meta, indent=1))
+    if progress:
+        progress("", len(specs), len(specs))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

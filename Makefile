@@ -6,7 +6,7 @@ ARGS ?=
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test test-fast lint clean-home
+.PHONY: install demo test test-fast bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +30,7 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not integration" $(ARGS)
+
+# The full benchmark (bench zoo, ground truth, every baseline): writes bench/RESULTS.md, results.json, plots.
+bench: install
+	$(BIN)/zoo2vec eval $(ARGS)

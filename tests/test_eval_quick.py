@@ -1,0 +1,68 @@
+"""`zoo2vec eval --quick`: the whole benchmark pipeline on 12 real models (checks it works, not how well)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from zoo2vec.cli import main
+from zoo2vec.eval.tasks import generate, held_out_datasets, load_config, meta_training_datasets
+
+pytestmark = pytest.mark.integration
+
+
+def test_meta_training_tasks_never_come_from_held_out_datasets():
+    for name in ("bench", "quick"):
+        config = load_config(name)
+        held = held_out_datasets(config)
+        assert len(config["held_out"]["image"]) >= (3 if name == "bench" else 1)
+        assert not held & set(meta_training_datasets(config))
+        for spec in generate(config, {"mpqa", "breastmnist", "sms-spam", "fashion-mnist", "uci-yelp"}):
+            assert spec.held_out == (spec.dataset in held)
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench-out")
+    home = tmp_path_factory.mktemp("home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ZOO2VEC_HOME", str(home))
+    try:
+        result = CliRunner().invoke(main, ["eval", "--quick", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        yield out, json.loads((out / "results.json").read_text()), result.output, home
+    finally:
+        mp.undo()
+
+
+def test_results_have_the_agreed_shape(quick):
+    out, results, output, _ = quick
+    assert "zoo2vec weighted tau" in output
+    assert set(results) >= {"meta", "held_out", "scale"}
+    assert set(results["held_out"]) == {"zoo2vec", "random", "largest", "static", "card_text", "logme", "leep", "nce", "knn"}
+    for method, v in results["held_out"].items():
+        assert v["tasks"] == results["meta"]["tasks_held_out"] > 0
+        assert -1 <= v["weighted_tau"] <= 1 and -1 <= v["weighted_tau_rank_none"] <= 1
+        assert 0 <= v["top1"] <= v["top3"] <= 1 and 0 <= v["ndcg5"] <= 1 and v["regret1"] >= 0
+        assert v["latency_ms_p50"] <= v["latency_ms_p95"]
+    assert results["held_out"]["logme"]["forward_passes"] > 0 == results["held_out"]["zoo2vec"]["forward_passes"]
+    for name in ("RESULTS.md", "tau_per_method.png", "latency_vs_zoo_size.png"):
+        assert (out / name).stat().st_size > 0
+    assert "| zoo2vec |" in (out / "RESULTS.md").read_text()
+    assert set(results["scale"]["zoo_size"]) == {"12", "50"} and results["scale"]["index"]["2000"]["recall_at_10"] == 1.0
+
+
+def test_metrics_follow_from_the_cached_ground_truth(quick):
+    """Recompute one held-out task's LogME metrics from the ground-truth file: they must agree."""
+    from zoo2vec.eval import metrics
+
+    _, results, _, home = quick
+    path = home / "bench" / "quick" / "ground_truth.parquet"
+    gt = pd.read_parquet(path)
+    task_id, values = next(iter(results["per_task"]["logme"].items()))
+    rows = gt[gt.task_id == task_id]
+    assert values["weighted_tau"] == pytest.approx(metrics.weighted_tau(rows.accuracy.to_numpy(), rows.logme.to_numpy()))
+    assert values["regret1"] == pytest.approx(rows.accuracy.max() - rows.accuracy.to_numpy()[np.argmax(rows.logme.to_numpy())])
+    assert set(rows.model) <= set(json.loads(path.with_suffix(".json").read_text())["models"])

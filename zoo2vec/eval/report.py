@@ -1,0 +1,228 @@
+"""`zoo2vec eval`: build the bench zoo, index it, measure ground truth, rank held-out tasks with every
+method, and write bench/results.json, bench/RESULTS.md and plots."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import zoo2vec
+from zoo2vec import settings
+from zoo2vec.eval import metrics
+from zoo2vec.eval.ground_truth import measure
+from zoo2vec.eval.speed import index_scale, replicate_zoo
+from zoo2vec.eval.tasks import generate, load_config, materialize
+from zoo2vec.jobs.indexing import run_index
+from zoo2vec.zoo.bench import BENCH_VERSION, build_bench_zoo
+
+METHODS = ("zoo2vec", "random", "largest", "static", "card_text", "logme", "leep", "nce", "knn")
+EXHAUSTIVE = ("logme", "leep", "nce", "knn")
+METRICS = ("weighted_tau", "weighted_tau_rank_none", "pearson", "top1", "top3", "ndcg5", "regret1")
+
+
+def _say(progress, text):
+    if progress:
+        progress(text)
+
+
+def run(config_name: str = "bench", *, out_dir: Path = Path("bench"), progress: Callable[[str], None] | None = None) -> dict:
+    config = load_config(config_name)
+    root = settings.home() / "zoos" / config["zoo"]
+    work = settings.home() / "bench" / config["name"]
+    started = time.perf_counter()
+    _say(progress, f"building the {config['zoo']} zoo in {root}")
+    build_bench_zoo(root, names=config.get("models"))
+    _say(progress, run_index(root).summary())
+    zoo = zoo2vec.open(root)
+    models = zoo.models()
+    truth = json.loads((root / "zoo.json").read_text())["models"]
+    datasets = {truth[n]["dataset"] for n in models["name"] if n in truth}
+    specs = generate(config, datasets)
+    _say(progress, f"{len(specs)} tasks ({sum(s.held_out for s in specs)} held out); measuring ground truth")
+    gt = measure(root, specs, work / "ground_truth.parquet",
+                 progress=lambda t, i, n: _say(progress, f"ground truth {i}/{n} {t}") if t and i % 10 == 0 else None)
+    gt = gt[gt["error"].isna()] if "error" in gt else gt
+
+    meta_tasks = {s.task_id for s in specs if not s.held_out}
+    static = gt[gt.task_id.isin(meta_tasks)].groupby("model")["accuracy"].mean()
+    params = models.set_index("name")["params"].fillna(0)
+    per_task: dict[str, dict[str, dict]] = {m: {} for m in METHODS}
+    latency: dict[str, list[float]] = {m: [] for m in METHODS}
+    work_passes: dict[str, list[float]] = {m: [] for m in METHODS}
+    for spec in [s for s in specs if s.held_out]:
+        rows = gt[gt.task_id == spec.task_id].set_index("model")
+        if len(rows) < 2:
+            continue
+        names = list(rows.index)
+        y = rows["accuracy"].to_numpy()
+        query, _ = materialize(spec)
+        t0 = time.perf_counter()
+        found = {r.name: r.score for r in zoo.search(query, k=len(models))}
+        latency["zoo2vec"].append(time.perf_counter() - t0)
+        work_passes["zoo2vec"].append(0)
+        t0 = time.perf_counter()
+        words = {r.name: r.text_similarity for r in zoo.search(text="classes: " + ", ".join(query.label_names),
+                                                                  k=len(models), where={"modality": spec.modality})}
+        latency["card_text"].append(time.perf_counter() - t0)
+        work_passes["card_text"].append(0)
+        rng = np.random.default_rng(spec.seed)
+        t0 = time.perf_counter()
+        scores = {
+            "zoo2vec": [found.get(n, -1e9) for n in names],
+            "random": rng.random(len(names)).tolist(),
+            "largest": [float(params.get(n, 0)) for n in names],
+            "static": [float(static.get(n, static.mean() if len(static) else 0.0)) for n in names],
+            "card_text": [words.get(n, -1e9) for n in names],
+        }
+        lookup_s = (time.perf_counter() - t0) / 3
+        for m in ("random", "largest", "static"):
+            latency[m].append(lookup_s)
+            work_passes[m].append(0)
+        for m in EXHAUSTIVE:
+            scores[m] = rows[m].to_numpy().tolist()
+            latency[m].append(float((rows["forward_s"] + rows[f"{m}_s"]).sum()))
+            work_passes[m].append(float(rows["forward_passes"].sum()))
+        for m in METHODS:
+            per_task[m][spec.task_id] = metrics.all_metrics(y, np.asarray(scores[m], dtype=np.float64))
+
+    held_out = {}
+    for m in METHODS:
+        values = per_task[m]
+        summary = {k: float(np.mean([v[k] for v in values.values()])) for k in METRICS}
+        summary.update({f"{k}_ci95": list(metrics.bootstrap_ci([v[k] for v in values.values()])) for k in METRICS})
+        summary.update(latency_ms_p50=1000 * float(np.median(latency[m])), latency_ms_p95=1000 * float(np.percentile(latency[m], 95)),
+                       forward_passes=float(np.mean(work_passes[m])), tasks=len(values))
+        held_out[m] = summary
+
+    _say(progress, "timing search as the zoo grows")
+    growth = _growth(root, work, config, gt, specs)
+    _say(progress, "index scale on synthetic vectors")
+    scale = index_scale(**config["index_scale"])
+    results = {
+        "meta": _meta(config, models, specs, time.perf_counter() - started),
+        "held_out": held_out,
+        "per_task": per_task,
+        "scale": {"zoo_size": growth, "index": scale},
+    }
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+    _plots(results, out_dir)
+    (out_dir / "RESULTS.md").write_text(_markdown(results, config_name))
+    return results
+
+
+def _growth(root: Path, work: Path, config: dict, gt, specs) -> dict:
+    """zoo2vec query time at each zoo size (replicated index) next to exhaustive LogME's (measured per model x N)."""
+    per_model = float((gt["forward_s"] + gt["logme_s"]).groupby(gt["task_id"]).mean().median())
+    queries = [materialize(s)[0] for s in specs if s.held_out][:10]
+    out = {}
+    for n in config["zoo_sizes"]:
+        zoo = zoo2vec.open(replicate_zoo(root, n, work / f"replica-{n}"))
+        zoo.search(queries[0], k=5)  # open the snapshot and warm the encoder
+        times = []
+        for q in queries:
+            t0 = time.perf_counter()
+            zoo.search(q, k=5)
+            times.append(time.perf_counter() - t0)
+        zoo2vec_ms = 1000 * float(np.median(times))
+        out[str(n)] = {"zoo2vec_ms_p50": zoo2vec_ms, "logme_ms_estimate": 1000 * per_model * n,
+                       "ratio": zoo2vec_ms / (1000 * per_model * n)}
+    return out
+
+
+def _meta(config, models, specs, seconds) -> dict:
+    import duckdb
+    import faiss
+    import torch
+
+    return {
+        "command": "zoo2vec eval" + (" --quick" if config["name"] == "quick" else ""),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        "versions": {"zoo2vec": zoo2vec.__version__, "bench_zoo": BENCH_VERSION, "python": platform.python_version(),
+                     "torch": torch.__version__, "faiss": faiss.__version__, "duckdb": duckdb.__version__},
+        "config": config["name"], "models": int(len(models)),
+        "models_by_modality": models.groupby("modality").size().to_dict(),
+        "held_out_datasets": config["held_out"], "tasks_held_out": sum(s.held_out for s in specs),
+        "tasks_meta_training": sum(not s.held_out for s in specs), "seconds": seconds,
+        "weighted_tau": "scipy.stats.weightedtau default (rank=True); weighted_tau_rank_none uses rank=None (Model Spider)",
+    }
+
+
+def _plots(results: dict, out_dir: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    methods = list(results["held_out"])
+    data = [[v["weighted_tau"] for v in results["per_task"][m].values()] for m in methods]
+    ax.boxplot(data, showmeans=True)
+    ax.set_xticks(range(1, len(methods) + 1), methods)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_ylabel("weighted Kendall's tau (scipy default)")
+    ax.set_title("Per held-out task ranking quality")
+    fig.tight_layout()
+    fig.savefig(out_dir / "tau_per_method.png", dpi=110)
+    plt.close(fig)
+
+    growth = results["scale"]["zoo_size"]
+    sizes = [int(n) for n in growth]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(sizes, [growth[str(n)]["zoo2vec_ms_p50"] for n in sizes], "o-", label="zoo2vec search (measured)")
+    ax.plot(sizes, [growth[str(n)]["logme_ms_estimate"] for n in sizes], "s--", label="exhaustive LogME (per-model cost x N)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("models in the zoo")
+    ax.set_ylabel("query time (ms)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "latency_vs_zoo_size.png", dpi=110)
+    plt.close(fig)
+
+
+def _markdown(results: dict, config_name: str) -> str:
+    meta = results["meta"]
+    lines = [
+        f"# zoo2vec benchmark ({config_name})", "",
+        f"Command: `{meta['command']}` · {meta['date']} · {meta['machine']} · "
+        + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()), "",
+        f"Zoo: {meta['models']} models ({', '.join(f'{v} {k}' for k, v in meta['models_by_modality'].items())}). "
+        f"Held-out datasets (never used to train anything the method learns): "
+        + "; ".join(f"{k}: {', '.join(v)}" for k, v in meta["held_out_datasets"].items())
+        + f". {meta['tasks_held_out']} held-out tasks, {meta['tasks_meta_training']} meta-training tasks "
+        "(used only by the static baseline). Ground truth: accuracy on the task's test split of a logistic-regression "
+        "head on the model's log-probabilities for the query samples.", "",
+        "Means over held-out tasks; [95% bootstrap interval] for weighted tau. `weighted_tau` is scipy's default "
+        "`weightedtau` (rank=True), `tau (rank=None)` the Model Spider convention. Latency is per query; for the "
+        "exhaustive scores it is the measured forward passes of every model on the query samples plus scoring.", "",
+        "| method | weighted tau | tau (rank=None) | pearson | top-1 | top-3 | NDCG@5 | regret@1 | latency p50 ms | p95 ms | model forward passes | tasks |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m, v in results["held_out"].items():
+        lo, hi = v["weighted_tau_ci95"]
+        lines.append(f"| {m} | {v['weighted_tau']:.3f} [{lo:.2f}, {hi:.2f}] | {v['weighted_tau_rank_none']:.3f} | "
+                     f"{v['pearson']:.3f} | {v['top1']:.2f} | {v['top3']:.2f} | {v['ndcg5']:.3f} | {v['regret1']:.3f} | "
+                     f"{v['latency_ms_p50']:.1f} | {v['latency_ms_p95']:.1f} | {v['forward_passes']:.0f} | {v['tasks']} |")
+    lines += ["", "![tau per method](tau_per_method.png)", "", "## Speed as the zoo grows", "",
+              "zoo2vec: measured median search time (10 held-out queries, encoding included) on an index replicated "
+              "to N models. Exhaustive LogME: the measured median per-model cost (forward pass on the query samples + "
+              "LogME) times N.", "",
+              "| models | zoo2vec p50 ms | exhaustive LogME ms | zoo2vec / LogME |", "|---|---|---|---|"]
+    for n, v in results["scale"]["zoo_size"].items():
+        lines.append(f"| {n} | {v['zoo2vec_ms_p50']:.1f} | {v['logme_ms_estimate']:.0f} | {v['ratio']:.4f} |")
+    lines += ["", "![latency vs zoo size](latency_vs_zoo_size.png)", "", "## Index scale (synthetic clustered vectors)", "",
+              "| vectors | index zoo2vec picks | dim | recall@10 vs exact | search p50 ms | p95 ms | build s |",
+              "|---|---|---|---|---|---|---|"]
+    for n, v in results["scale"]["index"].items():
+        lines.append(f"| {int(n):,} | {v['index']}" + (f" (nprobe {v['nprobe']})" if v["nprobe"] else "")
+                     + f" | {v['dim']} | {v['recall_at_10']:.3f} | {v['latency_ms_p50']:.2f} | {v['latency_ms_p95']:.2f} | {v['build_s']:.1f} |")
+    return "\n".join(lines) + "\n"

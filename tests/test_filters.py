@@ -42,7 +42,7 @@ def test_vector_index_filters_and_picks_its_type():
 
     from zoo2vec.index.vector_index import VectorIndex, choose_factory
 
-    assert choose_factory(1000) == "Flat" and choose_factory(1_000_000) == "IVF4096,Flat"
+    assert choose_factory(1000) == "Flat" and choose_factory(1_000_000) == "IVF1024,Flat"
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(200, 8)).astype(np.float32)
     ids = np.arange(100, 300)

@@ -37,7 +37,7 @@ def run(config_name: str = "bench", *, out_dir: Path = Path("bench"), progress: 
     work = settings.home() / "bench" / config["name"]
     started = time.perf_counter()
     _say(progress, f"building the {config['zoo']} zoo in {root}")
-    build_bench_zoo(root, names=config.get("models"))
+    build_bench_zoo(root, names=config.get("models"), progress=lambda name: _say(progress, f"  model {name} ready"))
     _say(progress, run_index(root).summary())
     zoo = zoo2vec.open(root)
     models = zoo.models()

@@ -94,11 +94,45 @@ class Zoo:
         """Every probe run recorded in this snapshot's history (status and failure reasons)."""
         return self._snapshot().runs()
 
+    def _probe_embeddings_for(self, modality: str) -> np.ndarray:
+        from zoo2vec.encoders import probe_set, reference
+
+        key = (probe_set.version(probe_set.default_for(modality)), reference.for_modality(modality))
+        if key not in self._probe_embeddings:
+            embeddings = self._catalog.probe_embeddings(*key)
+            if not len(embeddings):
+                raise IndexNotBuiltError(f"the index of {self.root} was built with another probe set than "
+                                         f"{key[0]}: run `zoo2vec index {self.root}` again")
+            self._probe_embeddings[key] = embeddings
+        return self._probe_embeddings[key]
+
+    def _score_task(self, task: Task, allowed, n_candidates: int, scores: dict, matches: dict):
+        """Kernel alignment from FAISS, then concept match for the candidates it returns."""
+        from zoo2vec.encoders import know2vec, reference
+
+        samples = reference.embed(reference.for_modality(task.modality), list(task.samples))
+        knowledge = know2vec.encode_task(samples, task.labels, self._probe_embeddings_for(task.modality))
+        ids, cka = self._task_index.search(knowledge.kernel_vector, n_candidates, allowed)
+        concepts = self._catalog.concepts(ids)
+        for model_id, alignment in zip(ids.tolist(), cka.tolist()):
+            labels, protos = concepts[model_id]
+            match, matched = know2vec.concept_match(knowledge, task.label_names, protos, labels)
+            scores[model_id] = {"kernel_alignment": alignment, "concept_match": match}
+            matches[model_id] = matched
+
+    def _score_text(self, text: str, allowed, n_candidates: int, scores: dict):
+        """Card similarity: for the task's candidates when there is a task, else over the allowed models."""
+        from zoo2vec.encoders import reference
+
+        query = reference.embed_text([text])[0]
+        pool = np.asarray(list(scores), dtype=np.int64) if scores else allowed
+        ids, sims = self._card_index.search(query, len(pool) if scores else n_candidates, pool)
+        for model_id, sim in zip(ids.tolist(), sims.tolist()):
+            scores.setdefault(model_id, {})["text_similarity"] = sim
+
     def search(self, task: Task | str | Path | None = None, text: str | None = None, *, k: int = 5,
                where: dict[str, Any] | None = None) -> SearchResults:
         """Rank the zoo for a task (labelled samples, or a path to them), a sentence, or both."""
-        from zoo2vec.encoders import know2vec, probe_set, reference
-
         catalog = self._snapshot()
         if task is None and not (text and text.strip()):
             raise TaskError("give a task (labelled samples), a text query, or both")
@@ -117,34 +151,12 @@ class Zoo:
             where["modality"] = task.modality
         allowed = catalog.allowed_ids(where)
         n_candidates = max(50, 5 * k)
-
         scores: dict[int, dict[str, float]] = {}
         matches: dict[int, list] = {}
         if task is not None:
-            ps_version = probe_set.version(probe_set.default_for(task.modality))
-            encoder = reference.for_modality(task.modality)
-            key = (ps_version, encoder)
-            if key not in self._probe_embeddings:
-                embeddings = catalog.probe_embeddings(ps_version, encoder)
-                if not len(embeddings):
-                    raise IndexNotBuiltError(f"the index of {self.root} was built with another probe set than "
-                                             f"{ps_version}: run `zoo2vec index {self.root}` again")
-                self._probe_embeddings[key] = embeddings
-            samples = reference.embed(encoder, list(task.samples))
-            knowledge = know2vec.encode_task(samples, task.labels, self._probe_embeddings[key])
-            ids, cka = self._task_index.search(knowledge.kernel_vector, n_candidates, allowed)
-            concepts = catalog.concepts(ids)
-            for model_id, alignment in zip(ids.tolist(), cka.tolist()):
-                labels, protos = concepts[model_id]
-                match, matched = know2vec.concept_match(knowledge, task.label_names, protos, labels)
-                scores[model_id] = {"kernel_alignment": alignment, "concept_match": match}
-                matches[model_id] = matched
+            self._score_task(task, allowed, n_candidates, scores, matches)
         if text and text.strip():
-            query = reference.embed_text([text])[0]
-            pool = np.asarray(list(scores), dtype=np.int64) if scores else allowed
-            ids, sims = self._card_index.search(query, len(pool) if scores else n_candidates, pool)
-            for model_id, sim in zip(ids.tolist(), sims.tolist()):
-                scores.setdefault(model_id, {})["text_similarity"] = sim
+            self._score_text(text, allowed, n_candidates, scores)
 
         ranked = []
         for model_id, parts in scores.items():

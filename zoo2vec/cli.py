@@ -159,11 +159,13 @@ def models(zoo_path, failed):
 @click.option("--quick", is_flag=True, help="A small version (12 models, a few tasks) that checks the pipeline in minutes.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("bench"), show_default=True,
               help="Where RESULTS.md, results.json and the plots go.")
-def eval_(quick, out_dir):
+@click.option("--fresh", is_flag=True, help="Recompute the cached ground truth instead of reusing it.")
+def eval_(quick, out_dir, fresh):
     """Benchmark: build the bench zoo, measure ground truth, compare zoo2vec with every baseline."""
     from zoo2vec.eval.report import run
 
-    results = run("quick" if quick else "bench", out_dir=out_dir, progress=lambda text: click.echo(text, err=True))
+    results = run("quick" if quick else "bench", out_dir=out_dir, fresh=fresh,
+                  progress=lambda text: click.echo(text, err=True))
     ours, logme = results["held_out"]["zoo2vec"], results["held_out"]["logme"]
     click.echo(f"zoo2vec weighted tau {ours['weighted_tau']:.3f} (LogME {logme['weighted_tau']:.3f}), "
                f"top-3 {ours['top3']:.2f}; wrote {out_dir / 'RESULTS.md'}")

@@ -31,10 +31,14 @@ def _say(progress, text):
         progress(text)
 
 
-def run(config_name: str = "bench", *, out_dir: Path = Path("bench"), progress: Callable[[str], None] | None = None) -> dict:
+def run(config_name: str = "bench", *, out_dir: Path = Path("bench"), fresh: bool = False,
+        progress: Callable[[str], None] | None = None) -> dict:
     config = load_config(config_name)
     root = settings.home() / "zoos" / config["zoo"]
     work = settings.home() / "bench" / config["name"]
+    if fresh:
+        for cached in work.glob("ground_truth.*"):
+            cached.unlink()
     started = time.perf_counter()
     _say(progress, f"building the {config['zoo']} zoo in {root}")
     build_bench_zoo(root, names=config.get("models"), progress=lambda name: _say(progress, f"  model {name} ready"))

@@ -66,3 +66,18 @@ def test_metrics_follow_from_the_cached_ground_truth(quick):
     assert values["weighted_tau"] == pytest.approx(metrics.weighted_tau(rows.accuracy.to_numpy(), rows.logme.to_numpy()))
     assert values["regret1"] == pytest.approx(rows.accuracy.max() - rows.accuracy.to_numpy()[np.argmax(rows.logme.to_numpy())])
     assert set(rows.model) <= set(json.loads(path.with_suffix(".json").read_text())["models"])
+
+
+def test_a_second_run_reuses_the_ground_truth(quick, monkeypatch):
+    """Nothing is measured again when no version changed: the cache is read back as it was written."""
+    from zoo2vec.eval import ground_truth
+    from zoo2vec.eval.tasks import generate, load_config
+
+    _, _, _, home = quick
+    monkeypatch.setenv("ZOO2VEC_HOME", str(home))
+    path = home / "bench" / "quick" / "ground_truth.parquet"
+    before = path.stat().st_mtime_ns
+    specs = generate(load_config("quick"), {"mpqa", "breastmnist", "sms-spam", "fashion-mnist", "uci-yelp"})
+    table = ground_truth.measure(home / "zoos" / "quick", specs, path)
+    assert path.stat().st_mtime_ns == before  # not rewritten: no task was measured again
+    assert set(table.task_id) == {s.task_id for s in specs}

@@ -63,7 +63,7 @@ def measure(zoo_root: Path, specs: list[TaskSpec], out: Path, *, progress: Calla
 
     out = Path(out)
     meta_path = out.with_suffix(".json")
-    meta = versions(zoo_root, specs)
+    meta = json.loads(json.dumps(versions(zoo_root, specs)))  # as it reads back: tuples become lists
     done = pd.DataFrame()
     if out.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
         done = pd.read_parquet(out)

@@ -81,3 +81,13 @@ def test_a_second_run_reuses_the_ground_truth(quick, monkeypatch):
     table = ground_truth.measure(home / "zoos" / "quick", specs, path)
     assert path.stat().st_mtime_ns == before  # not rewritten: no task was measured again
     assert set(table.task_id) == {s.task_id for s in specs}
+
+
+def test_probe_sets_never_draw_from_held_out_datasets():
+    from zoo2vec.encoders import probe_set
+    from zoo2vec.zoo.bench import PROBE_SETS
+
+    held = held_out_datasets(load_config("bench"))
+    for name in probe_set.available():
+        assert not probe_set.datasets_of(name) & held, name
+    assert set(PROBE_SETS.values()) <= set(probe_set.available())

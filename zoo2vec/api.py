@@ -95,14 +95,15 @@ class Zoo:
         return self._snapshot().runs()
 
     def _probe_embeddings_for(self, modality: str) -> np.ndarray:
-        from zoo2vec.encoders import probe_set, reference
+        from zoo2vec.encoders import reference
 
-        key = (probe_set.version(probe_set.default_for(modality)), reference.for_modality(modality))
+        version = self._catalog.probe_set_of(modality)
+        key = (version, reference.for_modality(modality))
         if key not in self._probe_embeddings:
-            embeddings = self._catalog.probe_embeddings(*key)
+            embeddings = self._catalog.probe_embeddings(*key) if version else []
             if not len(embeddings):
-                raise IndexNotBuiltError(f"the index of {self.root} was built with another probe set than "
-                                         f"{key[0]}: run `zoo2vec index {self.root}` again")
+                raise IndexNotBuiltError(f"the {modality} models of {self.root} were not all probed with one probe "
+                                         f"set: run `zoo2vec index {self.root}` again")
             self._probe_embeddings[key] = embeddings
         return self._probe_embeddings[key]
 

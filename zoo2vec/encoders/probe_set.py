@@ -72,8 +72,17 @@ def load(name: str) -> ProbeSet:
     return ProbeSet(cfg["name"], cfg["modality"], inputs, tuple(sources), cfg["reference_encoder"])
 
 
+def datasets_of(name: str) -> set[str]:
+    """The datasets a probe set draws inputs from."""
+    return {part["dataset"] for part in config(name)["parts"] if "dataset" in part}
+
+
 def _pick(dataset: str, n: int, rng) -> list:
-    data = packaged(dataset, "probe")
+    """Inputs from a packaged dataset's probe part, or from a shared dataset (never a held-out one: see tests)."""
+    from zoo2vec.data.datasets import LOADERS
+    from zoo2vec.data.shared import shared
+
+    data = packaged(dataset, "probe") if dataset in LOADERS else shared(dataset)
     idx = rng.choice(len(data), size=n, replace=n > len(data))
     return [data.x[i] for i in idx]
 
@@ -95,14 +104,17 @@ def _image_part(part: dict, rng, cfg: dict) -> list[np.ndarray]:
                 rr, cc = np.linspace(r0, r1, steps).round().astype(int), np.linspace(c0, c1, steps).round().astype(int)
                 img[rr, cc] = 1.0
                 img[np.clip(rr + 1, 0, shape[1] - 1), cc] = 1.0
-            out.append(img[None])
+            out.append(np.repeat(img[None], shape[0], axis=0))
         return out
+    if kind == "blobs":
+        return [_blobs(shape, rng) for _ in range(n)]
     images = list(fit(_pick(part["dataset"], n * (2 if kind == "mix" else 1), rng), shape))
     if kind == "dataset":
         return images
     if kind == "rotate":
         angles = rng.uniform(-part["degrees"], part["degrees"], size=n)
-        return [np.asarray(Image.fromarray(img[0]).rotate(a, resample=Image.Resampling.BILINEAR))[None] for img, a in zip(images, angles)]
+        return [np.stack([np.asarray(Image.fromarray(ch).rotate(a, resample=Image.Resampling.BILINEAR)) for ch in img])
+                for img, a in zip(images, angles)]
     if kind == "shift":
         return [np.roll(img, tuple(rng.integers(-part["pixels"], part["pixels"] + 1, size=2)), axis=(1, 2)) for img in images]
     if kind == "mix":
@@ -110,6 +122,19 @@ def _image_part(part: dict, rng, cfg: dict) -> list[np.ndarray]:
     if kind == "invert":
         return [1.0 - img for img in images]
     raise ConfigError(f"probe set {cfg['name']!r}: unknown image part kind {kind!r}")
+
+
+def _blobs(shape, rng) -> np.ndarray:
+    """A colour scene stand-in: a two-colour gradient background with a few coloured ellipses."""
+    c, h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    top, bottom = rng.random((2, c, 1, 1))
+    img = top * (1 - yy) + bottom * yy
+    for _ in range(rng.integers(1, 5)):
+        cy, cx, ry, rx = rng.random(4) * [1, 1, 0.4, 0.4] + [0, 0, 0.05, 0.05]
+        inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+        img = np.where(inside, rng.random((c, 1, 1)), img)
+    return np.clip(img + 0.05 * rng.standard_normal(img.shape), 0, 1).astype(np.float32)
 
 
 _SUBJECTS = ["The battery", "This recipe", "My flight", "The doctor", "Our bank", "The weather", "This hotel",

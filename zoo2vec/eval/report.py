@@ -154,6 +154,7 @@ def _meta(config, models, specs, seconds) -> dict:
         "versions": {"zoo2vec": zoo2vec.__version__, "bench_zoo": BENCH_VERSION, "python": platform.python_version(),
                      "torch": torch.__version__, "faiss": faiss.__version__, "duckdb": duckdb.__version__},
         "config": config["name"], "models": int(len(models)),
+        "probe_sets": sorted(models["probe_set"].unique().tolist()), "encoder": sorted(models["encoder"].unique().tolist()),
         "models_by_modality": models.groupby("modality").size().to_dict(),
         "held_out_datasets": config["held_out"], "tasks_held_out": sum(s.held_out for s in specs),
         "tasks_meta_training": sum(not s.held_out for s in specs), "seconds": seconds,
@@ -200,7 +201,8 @@ def _markdown(results: dict, config_name: str) -> str:
         f"# zoo2vec benchmark ({config_name})", "",
         f"Command: `{meta['command']}` · {meta['date']} · {meta['machine']} · "
         + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()), "",
-        f"Zoo: {meta['models']} models ({', '.join(f'{v} {k}' for k, v in meta['models_by_modality'].items())}). "
+        f"Zoo: {meta['models']} models ({', '.join(f'{v} {k}' for k, v in meta['models_by_modality'].items())}), "
+        f"indexed with probe sets {', '.join(meta['probe_sets'])} and encoder {', '.join(meta['encoder'])}. "
         f"Held-out datasets (never used to train anything the method learns): "
         + "; ".join(f"{k}: {', '.join(v)}" for k, v in meta["held_out_datasets"].items())
         + f". {meta['tasks_held_out']} held-out tasks, {meta['tasks_meta_training']} meta-training tasks "

@@ -37,7 +37,9 @@ def replicate_zoo(src_root: Path, n_models: int, dst_root: Path) -> Path:
             for table in ("vectors", "concepts"):
                 cols = "model_id + {0}, kind, version, vector" if table == "vectors" else "model_id + {0}, idx, label, mass, prototype"
                 cat.con.execute(f"INSERT INTO {table} SELECT {cols.format(r * offset)} FROM {table} WHERE model_id < {offset}")
-        keep = [r[0] for r in cat.con.execute("SELECT model_id FROM models ORDER BY model_id LIMIT ?", [n_models]).fetchall()]
+        # a mix of modalities in any size: order by a hash of the name, not by id (ids follow indexing order)
+        keep = [r[0] for r in cat.con.execute("SELECT model_id FROM models ORDER BY md5(name), model_id LIMIT ?",
+                                              [n_models]).fetchall()]
         for table in ("vectors", "concepts", "models"):
             cat.con.execute(f"DELETE FROM {table} WHERE NOT list_contains(?, model_id)", [keep])
         for kind in ("task", "card"):

@@ -170,6 +170,10 @@ class Catalog:
                                 [probe_set, encoder]).fetchall()
         return np.asarray([r[0] for r in rows], dtype=np.float32)
 
+    def probe_set_of(self, modality: str) -> str | None:
+        rows = self.con.execute("SELECT DISTINCT probe_set FROM models WHERE modality = ?", [modality]).fetchall()
+        return rows[0][0] if len(rows) == 1 else None
+
     def allowed_ids(self, where: dict | None) -> np.ndarray:
         clause, params = filters.to_sql(where)
         rows = self.con.execute(f"SELECT model_id FROM models WHERE {clause}", params).fetchall()

@@ -61,6 +61,19 @@ def discover(zoo_root: Path) -> dict[str, Path]:
     return {p.name: p for p in sorted(models.iterdir()) if p.is_dir() and not p.name.startswith(".") and (p / CARD_FILE).exists()}
 
 
+def probe_set_names(zoo_root: Path) -> dict[str, str]:
+    """Probe set per modality: the zoo's zoo.json may name them ({"probe_sets": {"image": ...}}), else the defaults."""
+    import json
+
+    names = {m: probe_set.default_for(m) for m in ("image", "text")}
+    manifest = Path(zoo_root) / "zoo.json"
+    if manifest.exists():
+        names.update(json.loads(manifest.read_text()).get("probe_sets", {}))
+    for name in names.values():
+        probe_set.config(name)  # an unknown name fails here, before any model is probed
+    return names
+
+
 def _probe_inputs(card: ModelCard, probes: probe_set.ProbeSet):
     if card.modality == "image":
         return fit(list(probes.inputs), card.input_shape)
@@ -120,6 +133,7 @@ def _update(catalog: Catalog, found: dict[str, Path], store: SnapshotStore, repo
         catalog.remove_model(name)
         report.removed.append(name)
     probe_sets: dict[str, tuple[probe_set.ProbeSet, np.ndarray]] = {}
+    chosen = probe_set_names(store.base.parent)
     pending = []  # (card, fingerprint, knowledge, probe set name)
     for i, (name, folder) in enumerate(found.items()):
         if progress:
@@ -131,7 +145,7 @@ def _update(catalog: Catalog, found: dict[str, Path], store: SnapshotStore, repo
             card = ModelCard.load(folder)
             if card.name != name:
                 raise ZooError(f"folder {name!r} holds a card named {card.name!r}; rename one so they agree")
-            ps_name = probe_set.default_for(card.modality)
+            ps_name = chosen[card.modality]
             ps_version = probe_set.version(ps_name)
             before = indexed.get(name)
             if before and (before.fingerprint, before.probe_set, before.encoder) == (fp, ps_version, know2vec.VERSION):

@@ -44,6 +44,8 @@ PURPOSE = {
     "goemotions": "emotion recognition in online comments", "sms-spam": "SMS spam detection",
     "uci-amazon": "product review sentiment", "uci-imdb": "movie review sentiment", "uci-yelp": "restaurant review sentiment",
 }
+# probe sets drawn from the meta-training datasets too (never the held-out ones: a test checks)
+PROBE_SETS = {"image": "image-v1", "text": "text-v2"}
 LICENSES = ("mit", "apache-2.0", "cc-by-4.0", "unknown", "cc-by-nc-4.0")
 
 # (label, arch, config, epochs, n_train, which classes, label noise)
@@ -169,5 +171,6 @@ def build_bench_zoo(root: Path, *, names: list[str] | None = None,
         jobs = [(n, b) for n, b in jobs if n in set(names)]
     build_zoo(root, jobs, version=BENCH_VERSION, progress=progress)
     truth = {r.name: {"dataset": r.dataset, "groups": r.groups, "card_style": r.card_style} for r in recipes()}
-    (Path(root) / "zoo.json").write_text(json.dumps({"name": "bench", "recipe": BENCH_VERSION, "models": truth}, indent=1))
+    manifest = {"name": "bench", "recipe": BENCH_VERSION, "probe_sets": PROBE_SETS, "models": truth}
+    (Path(root) / "zoo.json").write_text(json.dumps(manifest, indent=1))
     return Path(root)

@@ -42,7 +42,7 @@ def test_results_have_the_agreed_shape(quick):
     assert "zoo2vec weighted tau" in output
     assert set(results) >= {"meta", "held_out", "scale"}
     assert set(results["held_out"]) == {"zoo2vec", "random", "largest", "static", "card_text", "logme", "leep", "nce", "knn"}
-    for method, v in results["held_out"].items():
+    for v in results["held_out"].values():
         assert v["tasks"] == results["meta"]["tasks_held_out"] > 0
         assert -1 <= v["weighted_tau"] <= 1 and -1 <= v["weighted_tau_rank_none"] <= 1
         assert 0 <= v["top1"] <= v["top3"] <= 1 and 0 <= v["ndcg5"] <= 1 and v["regret1"] >= 0

@@ -105,6 +105,7 @@ def run_index(
     store = SnapshotStore(zoo_root)
     started = time.perf_counter()
     found = discover(zoo_root)
+    chosen = probe_set_names(zoo_root)
     with store.lock():
         previous = store.current()
         snapshot = store.create()
@@ -113,7 +114,8 @@ def run_index(
             if previous is not None:
                 shutil.copy2(previous / "catalog.duckdb", snapshot / "catalog.duckdb")
             with Catalog(snapshot / "catalog.duckdb") as catalog:
-                _update(catalog, found, store, report, timeout_s=timeout_s, trust_pickle=trust_pickle, progress=progress)
+                _update(catalog, found, chosen, store, report, timeout_s=timeout_s, trust_pickle=trust_pickle,
+                        progress=progress)
                 catalog.record_snapshot(snapshot.name, len(report.failed))
                 for kind in ("task", "card"):
                     VectorIndex.build(*catalog.vectors(kind)).save(snapshot / f"{kind}.faiss")
@@ -126,14 +128,13 @@ def run_index(
     return report
 
 
-def _update(catalog: Catalog, found: dict[str, Path], store: SnapshotStore, report: IndexReport, *,
-            timeout_s: float, trust_pickle: bool, progress):
+def _update(catalog: Catalog, found: dict[str, Path], chosen: dict[str, str], store: SnapshotStore,
+            report: IndexReport, *, timeout_s: float, trust_pickle: bool, progress):
     indexed = catalog.indexed()
     for name in sorted(set(indexed) - set(found)):
         catalog.remove_model(name)
         report.removed.append(name)
     probe_sets: dict[str, tuple[probe_set.ProbeSet, np.ndarray]] = {}
-    chosen = probe_set_names(store.base.parent)
     pending = []  # (card, fingerprint, knowledge, probe set name)
     for i, (name, folder) in enumerate(found.items()):
         if progress:

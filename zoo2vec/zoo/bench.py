@@ -164,13 +164,14 @@ def build_bench_zoo(root: Path, *, names: list[str] | None = None,
                     progress: Callable[[str], None] | None = None) -> Path:
     """Train the benchmark zoo into root/models (resumable: built models are kept)."""
     source = f"zoo2vec bench recipe {BENCH_VERSION}"
+    every = recipes()
     jobs = [(r.name, lambda folder, r=r: build_model(r, folder, bench_data(r.dataset, "zoo"), source=source))
-            for r in recipes()]
+            for r in every]
     jobs.append(("mlcommons-resnet8-cifar10", _build_resnet8))
     if names is not None:
         jobs = [(n, b) for n, b in jobs if n in set(names)]
     build_zoo(root, jobs, version=BENCH_VERSION, progress=progress)
-    truth = {r.name: {"dataset": r.dataset, "groups": r.groups, "card_style": r.card_style} for r in recipes()}
+    truth = {r.name: {"dataset": r.dataset, "groups": r.groups, "card_style": r.card_style} for r in every}
     manifest = {"name": "bench", "recipe": BENCH_VERSION, "probe_sets": PROBE_SETS, "models": truth}
     (Path(root) / "zoo.json").write_text(json.dumps(manifest, indent=1))
     return Path(root)

@@ -60,19 +60,19 @@ class SentenceEncoder:
         """Unit-norm embeddings; memo=False for one-off texts (queries), which should neither hit nor fill the memo."""
         texts = [str(t) for t in texts]
         if not memo:
-            if not texts:
-                return np.zeros((0, self.dim), dtype=np.float32)
-            return self.model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
+            return self._encode(texts)
         missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
-        if missing:
-            vecs = self.model.encode(missing, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-            for t, v in zip(missing, vecs):
-                self._memo[t] = v.astype(np.float32)
-            while len(self._memo) > self._memo_size:
-                self._memo.popitem(last=False)
+        for t, v in zip(missing, self._encode(missing)):
+            self._memo[t] = v
+        out = np.stack([self._memo[t] for t in texts]) if texts else np.zeros((0, self.dim), dtype=np.float32)
+        while len(self._memo) > self._memo_size:  # trimmed after use, so a batch larger than the memo still works
+            self._memo.popitem(last=False)
+        return out
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.stack([self._memo[t] for t in texts])
+        return self.model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
 
 
 def sentence_encoder(name: str = MINILM) -> SentenceEncoder:

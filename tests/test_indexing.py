@@ -117,6 +117,16 @@ def test_concurrent_runs_are_refused(tiny_zoo):
     assert run_index(tiny_zoo).indexed == 5
 
 
+def test_a_catalog_of_an_older_schema_is_rebuilt_from_cached_probes(tiny_zoo, monkeypatch):
+    current = SnapshotStore(tiny_zoo).current()
+    with Catalog(current / "catalog.duckdb") as cat:
+        cat.con.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
+    monkeypatch.setattr("zoo2vec.jobs.indexing.load_model", lambda *a, **k: pytest.fail("probe outputs should come from the cache"))
+    report = run_index(tiny_zoo)
+    assert len(report.probed) == 5 and not report.failed
+    assert len(zoo2vec.open(tiny_zoo).search(text="digits", k=5)) == 5
+
+
 def test_not_a_zoo(tmp_path):
     with pytest.raises(zoo2vec.ZooError, match="no models/ folder"):
         run_index(tmp_path)

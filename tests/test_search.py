@@ -3,6 +3,7 @@ import pytest
 
 import zoo2vec
 from zoo2vec import FilterError, TaskError
+from zoo2vec.encoders.alignment import FEATURES
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +21,19 @@ def test_digit_task_prefers_the_ten_class_digit_model(zoo, make_task):
     assert best.kernel_alignment is not None and best.concept_match is not None and best.text_similarity is None
     assert [m.model_concept for m in best.matches] == [str(d) for d in range(10)]
     assert "0→0" in best.why
+    # the pair features the alignment scored, reported with the result
+    assert set(best.features) == set(FEATURES)
+    assert best.features["label_match"] > 0.9 and best.features["has_labels"] == 1.0 and best.features["input_match"] == 1.0
+
+
+def test_untrained_and_learned_alignment_see_the_same_features(tiny_zoo_master, make_task):
+    task = make_task("sklearn-digits", ["0", "1", "2"])
+    learned = zoo2vec.open(tiny_zoo_master).search(task, k=3)
+    plain = zoo2vec.open(tiny_zoo_master, alignment="untrained").search(task, k=3)
+    by_name = {r.name: r for r in plain}
+    for r in learned:
+        assert r.features == by_name[r.name].features
+        assert by_name[r.name].score == pytest.approx((r.kernel_alignment + r.concept_match) / 2, abs=1e-3)
 
 
 def test_subset_task_finds_the_subset_model_above_the_parity_model(zoo, make_task):

@@ -10,8 +10,9 @@ import numpy as np
 
 from zoo2vec import settings
 from zoo2vec.data.task import Task
+from zoo2vec.encoders.alignment import FEATURES
 from zoo2vec.errors import FilterError, IndexNotBuiltError, TaskError, ZooError
-from zoo2vec.index.catalog import Catalog
+from zoo2vec.index.catalog import Catalog, ModelProfile
 from zoo2vec.index.snapshots import SnapshotStore
 from zoo2vec.index.vector_index import VectorIndex
 
@@ -31,6 +32,7 @@ class SearchResult:
     card: dict[str, Any]
     why: str
     matches: tuple = field(default=(), repr=False)  # (task class, model concept, similarity) per task class
+    features: dict = field(default_factory=dict, repr=False)  # the pair features the alignment scored (see encoders.alignment)
 
     def __str__(self) -> str:
         return f"{self.rank:>2}. {self.name:<28} score {self.score:.3f}  {self.why}"
@@ -58,8 +60,11 @@ class SearchResults(list):
 class Zoo:
     """A model zoo folder and its current index snapshot."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, alignment: str | None = None):
+        from zoo2vec.encoders.alignment import load
+
         self.root = Path(root)
+        self.alignment = load(alignment)
         self._store = SnapshotStore(self.root)
         self._loaded: Path | None = None
 
@@ -83,6 +88,7 @@ class Zoo:
             self._task_index = VectorIndex.load(current / "task.faiss")
             self._card_index = VectorIndex.load(current / "card.faiss")
             self._probe_embeddings: dict[tuple[str, str], np.ndarray] = {}
+            self._profiles: dict[int, ModelProfile] = {}  # read once per snapshot, as candidates ask for them
             self._loaded = current
         return self._catalog
 
@@ -107,19 +113,33 @@ class Zoo:
             self._probe_embeddings[key] = embeddings
         return self._probe_embeddings[key]
 
+    def _profiles_of(self, ids: np.ndarray) -> dict[int, ModelProfile]:
+        missing = [i for i in ids.tolist() if i not in self._profiles]
+        if missing:
+            self._profiles.update(self._catalog.profiles(missing))
+        return self._profiles
+
     def _score_task(self, task: Task, allowed, n_candidates: int, scores: dict, matches: dict):
-        """Kernel alignment from FAISS, then concept match for the candidates it returns."""
-        from zoo2vec.encoders import know2vec, reference
+        """Kernel alignment from FAISS, then the pair features and the alignment's score for the candidates it returns."""
+        from zoo2vec.encoders import alignment, know2vec, reference
 
         samples = reference.embed(reference.for_modality(task.modality), list(task.samples))
         knowledge = know2vec.encode_task(samples, task.labels, self._probe_embeddings_for(task.modality))
+        label_vectors = reference.embed_text(list(task.label_names))
+        shape = task.samples[0].shape if task.modality == "image" else None
         ids, cka = self._task_index.search(knowledge.kernel_vector, n_candidates, allowed)
-        concepts = self._catalog.concepts(ids)
-        for model_id, alignment in zip(ids.tolist(), cka.tolist()):
-            labels, protos = concepts[model_id]
-            match, matched = know2vec.concept_match(knowledge, task.label_names, protos, labels)
-            scores[model_id] = {"kernel_alignment": alignment, "concept_match": match}
+        profiles = self._profiles_of(ids)
+        features = []
+        for model_id, kernel in zip(ids.tolist(), cka.tolist()):
+            p = profiles[model_id]
+            _, matched = know2vec.concept_match(knowledge, task.label_names, p.prototypes, p.labels)
+            features.append(alignment.pair_features(
+                kernel, [m.similarity for m in matched], len(p.labels), task.n_classes, p.confidence, p.entropy, p.mass,
+                label_match=alignment.label_match(label_vectors, p.label_vectors), has_labels=p.label_vectors is not None,
+                input_match=alignment.input_match(shape, p.input_shape)))
             matches[model_id] = matched
+        for model_id, f, score in zip(ids.tolist(), features, self.alignment.score(features)):
+            scores[model_id] = {"task_score": float(score), **f}
 
     def _score_text(self, text: str, allowed, n_candidates: int, scores: dict):
         """Card similarity: for the task's candidates when there is a task, else over the allowed models."""
@@ -161,9 +181,7 @@ class Zoo:
 
         ranked = []
         for model_id, parts in scores.items():
-            task_part = None
-            if "kernel_alignment" in parts:
-                task_part = (parts["kernel_alignment"] + parts["concept_match"]) / 2
+            task_part = parts.get("task_score")
             text_part = parts.get("text_similarity")
             if task_part is not None and text_part is not None:
                 score = (1 - TEXT_WEIGHT) * task_part + TEXT_WEIGHT * text_part
@@ -181,6 +199,7 @@ class Zoo:
                 kernel_alignment=_round(parts.get("kernel_alignment")), concept_match=_round(parts.get("concept_match")),
                 text_similarity=_round(parts.get("text_similarity")), card=cards[model_id],
                 why=_why(parts, matches.get(model_id, [])), matches=tuple(matches.get(model_id, [])),
+                features={f: parts[f] for f in FEATURES if f in parts},
             ))
         return results
 
@@ -203,10 +222,10 @@ def _why(parts: dict[str, float], matched: list) -> str:
     return "; ".join(bits)
 
 
-def open(path: str | Path | None = None) -> Zoo:  # noqa: A001 - zoo2vec.open mirrors the built-in's shape on purpose
+def open(path: str | Path | None = None, *, alignment: str | None = None) -> Zoo:  # noqa: A001 - zoo2vec.open mirrors the built-in's shape on purpose
     """Open a zoo folder (default: the demo zoo in the data home). Does not index it."""
     root = Path(path) if path is not None else settings.demo_zoo_path()
     if not root.is_dir():
         hint = "build the demo zoo with `zoo2vec demo --no-app`" if path is None else "check the path"
         raise ZooError(f"no zoo at {root}: {hint}")
-    return Zoo(root)
+    return Zoo(root, alignment)

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
-VERSION = "know2vec-0"
+VERSION = "know2vec-1"  # know2vec-1: label-name embeddings stored with the concepts
 SKETCH_DIM = 2048
 TASK_TEMPERATURE = 0.05
 

@@ -14,14 +14,15 @@ import numpy as np
 
 import zoo2vec
 from zoo2vec import settings
-from zoo2vec.eval import metrics
+from zoo2vec.encoders import alignment
+from zoo2vec.eval import align, metrics
 from zoo2vec.eval.ground_truth import measure
 from zoo2vec.eval.speed import index_scale, replicate_zoo
 from zoo2vec.eval.tasks import generate, load_config, materialize
 from zoo2vec.jobs.indexing import run_index
 from zoo2vec.zoo.bench import BENCH_VERSION, build_bench_zoo
 
-METHODS = ("zoo2vec", "random", "largest", "static", "card_text", "logme", "leep", "nce", "knn")
+METHODS = ("zoo2vec", "zoo2vec_untrained", "random", "largest", "static", "card_text", "logme", "leep", "nce", "knn")
 EXHAUSTIVE = ("logme", "leep", "nce", "knn")
 METRICS = ("weighted_tau", "weighted_tau_rank_none", "pearson", "top1", "top3", "ndcg5", "regret1")
 
@@ -44,6 +45,8 @@ def run(config_name: str = "bench", *, out_dir: Path = Path("bench"), fresh: boo
     build_bench_zoo(root, names=config.get("models"), progress=lambda name: _say(progress, f"  model {name} ready"))
     _say(progress, run_index(root).summary())
     zoo = zoo2vec.open(root)
+    untrained = zoo2vec.open(root, alignment=alignment.UNTRAINED)
+    held_features: dict[str, dict[str, dict]] = {}
     models = zoo.models()
     truth = json.loads((root / "zoo.json").read_text())["models"]
     datasets = {truth[n]["dataset"] for n in models["name"] if n in truth}
@@ -66,17 +69,21 @@ def run(config_name: str = "bench", *, out_dir: Path = Path("bench"), fresh: boo
         names = list(rows.index)
         y = rows["accuracy"].to_numpy()
         query, _ = materialize(spec)
-        t0 = time.perf_counter()
-        found = {r.name: r.score for r in zoo.search(query, k=len(models))}
-        latency["zoo2vec"].append(time.perf_counter() - t0)
-        work_passes["zoo2vec"].append(0)
+        scores = {}
+        for m, z in (("zoo2vec", zoo), ("zoo2vec_untrained", untrained)):
+            t0 = time.perf_counter()
+            found = {r.name: r for r in z.search(query, k=len(models))}
+            latency[m].append(time.perf_counter() - t0)
+            work_passes[m].append(0)
+            scores[m] = [found[n].score if n in found else -1e9 for n in names]
+        held_features[spec.task_id] = {n: r.features for n, r in found.items()}  # the same for both scorers
         t0 = time.perf_counter()
         words = {r.name: r.text_similarity for r in zoo.search(text="classes: " + ", ".join(query.label_names),
                                                                   k=len(models), where={"modality": spec.modality})}
         latency["card_text"].append(time.perf_counter() - t0)
         work_passes["card_text"].append(0)
         rng = np.random.default_rng(spec.seed)
-        scores = {"zoo2vec": [found.get(n, -1e9) for n in names], "card_text": [words.get(n, -1e9) for n in names]}
+        scores["card_text"] = [words.get(n, -1e9) for n in names]
         query_blind = {
             "random": lambda: rng.random(len(names)).tolist(),
             "largest": lambda: [float(params.get(n, 0)) for n in names],
@@ -103,14 +110,17 @@ def run(config_name: str = "bench", *, out_dir: Path = Path("bench"), fresh: boo
                        forward_passes=float(np.mean(work_passes[m])), tasks=len(values))
         held_out[m] = summary
 
+    _say(progress, "ablation: the alignment retrained without each knowledge component")
+    ablation = _ablation(zoo, untrained, root, config, specs, gt, held_features)
     _say(progress, "timing search as the zoo grows")
     growth = _growth(root, work, config, gt, specs)
     _say(progress, "index scale on synthetic vectors")
     scale = index_scale(**config["index_scale"])
     results = {
-        "meta": _meta(config, models, specs, time.perf_counter() - started),
+        "meta": _meta(config, models, specs, time.perf_counter() - started, zoo.alignment.version),
         "held_out": held_out,
         "per_task": per_task,
+        "ablation": ablation,
         "scale": {"zoo_size": growth, "index": scale,
                   "ratio_zoo2vec_to_logme_p50": held_out["zoo2vec"]["latency_ms_p50"] / held_out["logme"]["latency_ms_p50"]},
     }
@@ -120,6 +130,32 @@ def run(config_name: str = "bench", *, out_dir: Path = Path("bench"), fresh: boo
     _plots(results, out_dir)
     (out_dir / "RESULTS.md").write_text(_markdown(results, config_name))
     return results
+
+
+def _ablation(zoo, untrained, root: Path, config: dict, specs, gt, held_features: dict) -> dict:
+    """Held-out quality of the untrained score, the learned alignment, and the alignment retrained without each
+    knowledge component (same meta-training tasks and settings as the served checkpoint)."""
+    meta = [s for s in specs if not s.held_out]
+    meta_features = align.task_features(untrained, meta)
+    allowed = align.meta_training_models(root, config)
+    held_ids = [s.task_id for s in specs if s.held_out and s.task_id in held_features]
+    hidden = int(zoo.alignment.trained_on.get("hidden", 0)) if not zoo.alignment.untrained else 0
+
+    def evaluate(scorer) -> dict:
+        names = alignment.FEATURES if scorer.untrained else scorer.features
+        values = [metrics.all_metrics(y, scorer.score_matrix(x)) for x, y, _ in align.groups(held_features, gt, held_ids, names)]
+        return {k: float(np.mean([v[k] for v in values])) for k in ("weighted_tau", "top1", "top3", "regret1")}
+
+    def learned(names) -> alignment.Alignment:
+        data = align.groups(meta_features, gt, [s.task_id for s in meta], names, allowed)
+        return alignment.fit([(x, y) for x, y, _ in data], features=names, hidden=hidden)
+
+    rows = {"untrained score (mean of kernel alignment and concept match)": evaluate(alignment.untrained()),
+            f"learned alignment ({zoo.alignment.version}, served)": evaluate(zoo.alignment),
+            "learned alignment, retrained here": evaluate(learned(alignment.FEATURES))}
+    for group, names in alignment.GROUPS.items():
+        rows[f"learned, without {group}"] = evaluate(learned(tuple(f for f in alignment.FEATURES if f not in names)))
+    return rows
 
 
 def _growth(root: Path, work: Path, config: dict, gt, specs) -> dict:
@@ -141,7 +177,7 @@ def _growth(root: Path, work: Path, config: dict, gt, specs) -> dict:
     return out
 
 
-def _meta(config, models, specs, seconds) -> dict:
+def _meta(config, models, specs, seconds, alignment_version: str) -> dict:
     import duckdb
     import faiss
     import torch
@@ -152,7 +188,7 @@ def _meta(config, models, specs, seconds) -> dict:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
         "versions": {"zoo2vec": zoo2vec.__version__, "bench_zoo": BENCH_VERSION, "python": platform.python_version(),
                      "torch": torch.__version__, "faiss": faiss.__version__, "duckdb": duckdb.__version__},
-        "config": config["name"], "models": int(len(models)),
+        "config": config["name"], "models": int(len(models)), "alignment": alignment_version,
         "probe_sets": sorted(models["probe_set"].unique().tolist()), "encoder": sorted(models["encoder"].unique().tolist()),
         "models_by_modality": models.groupby("modality").size().to_dict(),
         "held_out_datasets": config["held_out"], "tasks_held_out": sum(s.held_out for s in specs),
@@ -201,11 +237,12 @@ def _markdown(results: dict, config_name: str) -> str:
         f"Command: `{meta['command']}` · {meta['date']} · {meta['machine']} · "
         + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()), "",
         f"Zoo: {meta['models']} models ({', '.join(f'{v} {k}' for k, v in meta['models_by_modality'].items())}), "
-        f"indexed with probe sets {', '.join(meta['probe_sets'])} and encoder {', '.join(meta['encoder'])}. "
+        f"indexed with probe sets {', '.join(meta['probe_sets'])} and encoder {', '.join(meta['encoder'])}; "
+        f"zoo2vec scores with the alignment {meta.get('alignment', '?')} (zoo2vec_untrained: the untrained score). "
         f"Held-out datasets (never used to train anything the method learns): "
         + "; ".join(f"{k}: {', '.join(v)}" for k, v in meta["held_out_datasets"].items())
         + f". {meta['tasks_held_out']} held-out tasks, {meta['tasks_meta_training']} meta-training tasks "
-        "(used only by the static baseline). Ground truth: accuracy on the task's test split of a logistic-regression "
+        "(used by `zoo2vec train-align` and the static baseline, with models trained on meta-training datasets only). Ground truth: accuracy on the task's test split of a logistic-regression "
         "head on the model's log-probabilities for the query samples.", "",
         "Means over held-out tasks; [95% bootstrap interval] for weighted tau. `weighted_tau` is scipy's default "
         "`weightedtau` (rank=True), `tau (rank=None)` the Model Spider convention. Latency is per query; for the "
@@ -222,12 +259,18 @@ def _markdown(results: dict, config_name: str) -> str:
     for m, tasks in results["per_task"].items():
         for task_id, v in tasks.items():
             by_dataset.setdefault(task_id.rsplit("/", 1)[0], {}).setdefault(m, []).append(v["weighted_tau"])
-    shown = ("zoo2vec", "logme", "leep", "knn", "card_text", "static")
+    shown = ("zoo2vec", "zoo2vec_untrained", "logme", "leep", "knn", "card_text", "static")
     lines += ["", "![tau per method](tau_per_method.png)", "", "## Weighted tau by held-out dataset", "",
               "| dataset | tasks | " + " | ".join(shown) + " |", "|---|---|" + "---|" * len(shown)]
     for dataset, per_method in sorted(by_dataset.items()):
         lines.append(f"| {dataset} | {len(per_method['zoo2vec'])} | "
                      + " | ".join(f"{np.mean(per_method[m]):.2f}" for m in shown) + " |")
+    lines += ["", "## Ablation (held-out tasks)", "",
+              "Each learned row is trained on the same meta-training tasks and models as the served checkpoint; "
+              "'without X' drops that knowledge component's features (encoders.alignment.GROUPS) and retrains.", "",
+              "| variant | weighted tau | top-1 | top-3 | regret@1 |", "|---|---|---|---|---|"]
+    for name, v in results.get("ablation", {}).items():
+        lines.append(f"| {name} | {v['weighted_tau']:.3f} | {v['top1']:.2f} | {v['top3']:.2f} | {v['regret1']:.3f} |")
     ratio = results["scale"]["ratio_zoo2vec_to_logme_p50"]
     lines += ["", "## Speed as the zoo grows", "",
               f"At the bench zoo's size, zoo2vec's median query (ranking every model of the task's modality) takes "

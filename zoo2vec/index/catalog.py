@@ -11,20 +11,21 @@ import numpy as np
 from zoo2vec.errors import ConfigError
 from zoo2vec.index import filters
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS models (
     model_id INTEGER PRIMARY KEY, name VARCHAR UNIQUE NOT NULL, modality VARCHAR NOT NULL,
     license VARCHAR, params BIGINT, source VARCHAR, tags VARCHAR[], label_names VARCHAR[],
     training_data VARCHAR, description VARCHAR, card JSON NOT NULL, fingerprint VARCHAR NOT NULL,
-    probe_set VARCHAR NOT NULL, encoder VARCHAR NOT NULL, confidence DOUBLE, entropy DOUBLE,
+    probe_set VARCHAR NOT NULL, encoder VARCHAR NOT NULL, confidence DOUBLE, entropy DOUBLE, input_shape INTEGER[],
     indexed_at TIMESTAMP DEFAULT current_timestamp);
 CREATE TABLE IF NOT EXISTS vectors (
     model_id INTEGER NOT NULL, kind VARCHAR NOT NULL, version VARCHAR NOT NULL, vector FLOAT[] NOT NULL,
     PRIMARY KEY (model_id, kind));
 CREATE TABLE IF NOT EXISTS concepts (
     model_id INTEGER NOT NULL, idx INTEGER NOT NULL, label VARCHAR NOT NULL, mass FLOAT, prototype FLOAT[] NOT NULL,
+    label_vector FLOAT[],  -- the label name's sentence embedding; NULL when the card names no labels
     PRIMARY KEY (model_id, idx));
 CREATE TABLE IF NOT EXISTS probe_runs (
     snapshot_id VARCHAR, name VARCHAR, fingerprint VARCHAR, status VARCHAR, reason VARCHAR, seconds DOUBLE,
@@ -47,6 +48,19 @@ class IndexedModel:
     encoder: str
 
 
+@dataclass(frozen=True)
+class ModelProfile:
+    """What probing found a model to know (its concepts, how it behaves on the probe set) and its input contract."""
+
+    labels: tuple[str, ...]
+    mass: np.ndarray  # (n_classes,) mean P(c|x) over the probe set
+    prototypes: np.ndarray  # (n_classes, d) unit-norm concept prototypes
+    label_vectors: np.ndarray | None  # (n_classes, d_text) label-name embeddings; None when the card names no labels
+    confidence: float
+    entropy: float
+    input_shape: tuple[int, ...] | None
+
+
 class Catalog:
     def __init__(self, path: Path, *, read_only: bool = False):
         import duckdb
@@ -62,6 +76,18 @@ class Catalog:
         if version is None or version[0] != SCHEMA_VERSION:
             raise ConfigError(f"catalog {self.path} has schema {version}, this zoo2vec reads {SCHEMA_VERSION}: run `zoo2vec index` again")
 
+    @staticmethod
+    def schema_of(path: Path) -> str | None:
+        """The schema version a catalog file was written with (None when unreadable)."""
+        import duckdb
+
+        try:
+            with duckdb.connect(str(path), read_only=True) as con:
+                row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except duckdb.Error:
+            return None
+        return row[0] if row else None
+
     def close(self):
         self.con.close()
 
@@ -76,7 +102,8 @@ class Catalog:
         rows = self.con.execute("SELECT name, model_id, fingerprint, probe_set, encoder FROM models").fetchall()
         return {r[0]: IndexedModel(*r[1:]) for r in rows}
 
-    def put_model(self, card, *, fingerprint: str, probe_set: str, encoder: str, knowledge, card_vector: np.ndarray):
+    def put_model(self, card, *, fingerprint: str, probe_set: str, encoder: str, knowledge, card_vector: np.ndarray,
+                  label_vectors: np.ndarray | None = None):
         """Insert or replace one model with its vectors and concepts, all or nothing."""
         labels = list(card.label_names) if card.label_names else [f"class {i}" for i in range(len(knowledge.concepts))]
         con = self.con
@@ -88,11 +115,12 @@ class Catalog:
             model_id = con.execute("SELECT coalesce(max(model_id), -1) + 1 FROM models").fetchone()[0]
             con.execute(
                 "INSERT INTO models (model_id, name, modality, license, params, source, tags, label_names, training_data,"
-                " description, card, fingerprint, probe_set, encoder, confidence, entropy)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " description, card, fingerprint, probe_set, encoder, confidence, entropy, input_shape)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [model_id, card.name, card.modality, card.license.lower(), card.params, card.source, list(card.tags),
                  list(card.label_names) if card.label_names else None, card.training_data, card.description,
-                 json.dumps(card.to_dict()), fingerprint, probe_set, encoder, knowledge.confidence, knowledge.entropy],
+                 json.dumps(card.to_dict()), fingerprint, probe_set, encoder, knowledge.confidence, knowledge.entropy,
+                 list(card.input_shape) if card.input_shape else None],
             )
             con.executemany(
                 "INSERT INTO vectors VALUES (?, ?, ?, ?)",
@@ -100,8 +128,9 @@ class Catalog:
                  [model_id, "card", "minilm-v1", np.asarray(card_vector).tolist()]],
             )
             con.executemany(
-                "INSERT INTO concepts VALUES (?, ?, ?, ?, ?)",
-                [[model_id, i, labels[i], float(knowledge.concept_mass[i]), knowledge.concepts[i].tolist()]
+                "INSERT INTO concepts VALUES (?, ?, ?, ?, ?, ?)",
+                [[model_id, i, labels[i], float(knowledge.concept_mass[i]), knowledge.concepts[i].tolist(),
+                  None if label_vectors is None else np.asarray(label_vectors[i]).tolist()]
                  for i in range(len(knowledge.concepts))],
             )
             con.execute("COMMIT")
@@ -154,16 +183,19 @@ class Catalog:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
         return np.asarray([r[0] for r in rows], dtype=np.int64), np.asarray([r[1] for r in rows], dtype=np.float32)
 
-    def concepts(self, model_ids) -> dict[int, tuple[list[str], np.ndarray]]:
+    def profiles(self, model_ids) -> dict[int, ModelProfile]:
         rows = self.con.execute(
-            "SELECT model_id, label, prototype FROM concepts WHERE list_contains(?, model_id) ORDER BY model_id, idx",
+            "SELECT c.model_id, list(c.label ORDER BY c.idx), list(c.mass ORDER BY c.idx), list(c.prototype ORDER BY c.idx),"
+            " list(c.label_vector ORDER BY c.idx), any_value(m.confidence), any_value(m.entropy), any_value(m.input_shape)"
+            " FROM concepts c JOIN models m USING (model_id) WHERE list_contains(?, c.model_id) GROUP BY c.model_id",
             [list(map(int, model_ids))]).fetchall()
-        out: dict[int, tuple[list[str], list]] = {}
-        for model_id, label, proto in rows:
-            labels, protos = out.setdefault(model_id, ([], []))
-            labels.append(label)
-            protos.append(proto)
-        return {m: (labels, np.asarray(protos, dtype=np.float32)) for m, (labels, protos) in out.items()}
+        out = {}
+        for m, labels, mass, protos, label_vectors, conf, ent, shape in rows:
+            named = all(v is not None for v in label_vectors)
+            out[m] = ModelProfile(tuple(labels), np.asarray(mass, dtype=np.float32), np.asarray(protos, dtype=np.float32),
+                                  np.asarray(label_vectors, dtype=np.float32) if named else None,
+                                  float(conf or 0.0), float(ent or 0.0), tuple(shape) if shape else None)
+        return out
 
     def probe_embeddings(self, probe_set: str, encoder: str) -> np.ndarray:
         rows = self.con.execute("SELECT embedding FROM probe_embeddings WHERE probe_set = ? AND encoder = ? ORDER BY idx",

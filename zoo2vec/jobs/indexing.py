@@ -23,7 +23,7 @@ import numpy as np
 from zoo2vec.data.images import fit
 from zoo2vec.encoders import know2vec, probe_set, reference
 from zoo2vec.errors import ModelFailure, Zoo2VecError, ZooError
-from zoo2vec.index.catalog import Catalog
+from zoo2vec.index.catalog import SCHEMA_VERSION, Catalog
 from zoo2vec.index.snapshots import SnapshotStore
 from zoo2vec.index.vector_index import VectorIndex
 from zoo2vec.zoo.blackbox import checked_predict
@@ -111,7 +111,8 @@ def run_index(
         snapshot = store.create()
         report = IndexReport(snapshot=snapshot.name)
         try:
-            if previous is not None:
+            # a catalog of an older schema is not carried over: every model is encoded again from its cached probe outputs
+            if previous is not None and Catalog.schema_of(previous / "catalog.duckdb") == SCHEMA_VERSION:
                 shutil.copy2(previous / "catalog.duckdb", snapshot / "catalog.duckdb")
             with Catalog(snapshot / "catalog.duckdb") as catalog:
                 _update(catalog, found, chosen, store, report, timeout_s=timeout_s, trust_pickle=trust_pickle,
@@ -172,9 +173,12 @@ def _update(catalog: Catalog, found: dict[str, Path], chosen: dict[str, str], st
                 catalog.remove_model(name)
     if pending:
         card_vectors = reference.embed_text([card.text() for card, *_ in pending])
+        names = sorted({n for card, *_ in pending for n in (card.label_names or ())})
+        label_vector = dict(zip(names, reference.embed_text(names))) if names else {}
         for (card, fp, knowledge, ps_version), card_vector in zip(pending, card_vectors):
+            labels = np.stack([label_vector[n] for n in card.label_names]) if card.label_names else None
             catalog.put_model(card, fingerprint=fp, probe_set=ps_version, encoder=know2vec.VERSION,
-                              knowledge=knowledge, card_vector=card_vector)
+                              knowledge=knowledge, card_vector=card_vector, label_vectors=labels)
             report.probed.append(card.name)
     if progress:
         progress("", len(found), len(found))

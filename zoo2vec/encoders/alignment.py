@@ -1,0 +1,206 @@
+"""The learned alignment: one score per (task, model) from what Know2Vec measures between them.
+
+Pair features (all from stored model knowledge and the encoded task; no model is run at query time):
+  kernel_alignment  CKA of the model's and the task's decisions on the probe set (sketched)
+  concept_match     mean similarity of each task class to a distinct model concept
+  concept_min       the worst-matched task class
+  coverage          share of task classes the model has a concept for
+  surplus           log(model classes / task classes): a 10-class model asked a 2-class question
+  confidence        the model's mean top probability on the probe set
+  entropy           its mean normalised entropy there
+  balance           how evenly it spreads its classes over the probe set (normalised entropy of concept mass)
+  label_match       mean similarity of each task label name to a distinct model label name (sentence embeddings)
+  has_labels        1 when the model names its labels (else label_match is 0 and says nothing)
+  input_match       the task's images have the model's input channels (half) and size (half); 1 for text
+
+A scorer is a small MLP on standardised features (a linear layer when hidden = 0), trained by
+`zoo2vec train-align` on meta-training tasks with a listwise loss (ListNet: the measured accuracies'
+softmax against the scores') plus a contrastive one (the truly best model against the rest). Its
+output is mapped to a predicted accuracy (TEMPERATURE * s + offset), so scores read as accuracies.
+
+"untrained" is the score of know2vec-0: the mean of kernel alignment and concept match.
+Checkpoints are JSON, versioned, and record what trained them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from zoo2vec.errors import ConfigError
+
+FEATURES = ("kernel_alignment", "concept_match", "concept_min", "coverage", "surplus", "confidence", "entropy", "balance",
+            "label_match", "has_labels", "input_match")
+GROUPS = {  # knowledge components, for the ablation
+    "decision structure (kernel)": ("kernel_alignment",),
+    "concept prototypes": ("concept_match", "concept_min", "coverage", "surplus"),
+    "calibration": ("confidence", "entropy", "balance"),
+    "label names": ("label_match", "has_labels"),
+    "input contract": ("input_match",),
+}
+TEMPERATURE = 0.05  # accuracy gap that counts as one unit of score in the listwise target
+DEFAULT = "align-1"
+UNTRAINED = "untrained"
+
+
+def input_match(task_shape: tuple | None, model_shape: tuple | None) -> float:
+    """1 when the task's samples have the model's input channels and size, 0.5 for one of the two, 0 for neither."""
+    if task_shape is None or model_shape is None:
+        return 1.0
+    return ((task_shape[0] == model_shape[0]) + (tuple(task_shape[1:]) == tuple(model_shape[1:]))) / 2
+
+
+def label_match(task_vectors: np.ndarray, label_vectors: np.ndarray | None) -> float:
+    """Mean similarity of each task label name to a distinct model label name (0 when the model names none)."""
+    from scipy.optimize import linear_sum_assignment
+
+    if label_vectors is None or not len(label_vectors):
+        return 0.0
+    sims = task_vectors @ label_vectors.T
+    rows, cols = linear_sum_assignment(-sims)
+    return float(np.clip(sims[rows, cols], 0.0, None).sum() / len(task_vectors))
+
+
+def pair_features(kernel_alignment: float, similarities: list[float], n_model_classes: int, n_task_classes: int,
+                  confidence: float, entropy: float, mass: np.ndarray, *, label_match: float = 0.0,
+                  has_labels: bool = False, input_match: float = 1.0) -> dict[str, float]:
+    """Features of one (task, model) pair; `similarities` are the matched task-class similarities (0 when unmatched)."""
+    sims = np.clip(np.asarray(similarities, dtype=np.float64), 0.0, None)
+    mass = np.clip(np.asarray(mass, dtype=np.float64), 1e-12, None)
+    mass = mass / mass.sum()
+    balance = float(-(mass * np.log(mass)).sum() / np.log(len(mass))) if len(mass) > 1 else 0.0
+    return {
+        "kernel_alignment": float(kernel_alignment),
+        "concept_match": float(sims.mean()),
+        "concept_min": float(sims.min()),
+        "coverage": min(n_model_classes, n_task_classes) / n_task_classes,
+        "surplus": float(np.log(n_model_classes / n_task_classes)),
+        "confidence": float(confidence),
+        "entropy": float(entropy),
+        "balance": balance,
+        "label_match": float(label_match),
+        "has_labels": float(has_labels),
+        "input_match": float(input_match),
+    }
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """A scorer: features (n, F) -> predicted accuracy (n,)."""
+
+    version: str
+    features: tuple[str, ...] = FEATURES
+    mean: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    scale: np.ndarray = field(default_factory=lambda: np.ones(0))
+    layers: tuple = ()  # ((W, b), ...) applied with ReLU between them
+    offset: float = 0.0
+    trained_on: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def untrained(self) -> bool:
+        return self.version == UNTRAINED
+
+    def matrix(self, rows: list[dict[str, float]]) -> np.ndarray:
+        return np.asarray([[r[f] for f in self.features] for r in rows], dtype=np.float64).reshape(len(rows), len(self.features))
+
+    def score(self, rows: list[dict[str, float]]) -> np.ndarray:
+        return self.score_matrix(self.matrix(rows))
+
+    def score_matrix(self, x: np.ndarray) -> np.ndarray:
+        """Scores of feature rows laid out in self.features order."""
+        if self.untrained:
+            return (x[:, self.features.index("kernel_alignment")] + x[:, self.features.index("concept_match")]) / 2
+        h = (x - self.mean) / self.scale
+        for i, (w, b) in enumerate(self.layers):
+            h = h @ w + b
+            if i < len(self.layers) - 1:
+                h = np.maximum(h, 0.0)
+        return TEMPERATURE * h[:, 0] + self.offset
+
+    def to_json(self) -> str:
+        return json.dumps({"version": self.version, "features": list(self.features), "mean": self.mean.tolist(),
+                           "scale": self.scale.tolist(), "layers": [[w.tolist(), b.tolist()] for w, b in self.layers],
+                           "offset": self.offset, "temperature": TEMPERATURE, "trained_on": self.trained_on}, indent=1)
+
+    def save(self, path: Path):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(self.to_json())
+        tmp.replace(path)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "") -> Alignment:
+        try:
+            d = json.loads(text)
+            unknown = sorted(set(d["features"]) - set(FEATURES))
+            if unknown:
+                raise ConfigError(f"alignment checkpoint {source} uses features {unknown} this zoo2vec does not compute")
+            return cls(version=d["version"], features=tuple(d["features"]), mean=np.asarray(d["mean"]),
+                       scale=np.asarray(d["scale"]),
+                       layers=tuple((np.asarray(w), np.asarray(b)) for w, b in d["layers"]),
+                       offset=float(d["offset"]), trained_on=d.get("trained_on", {}))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"alignment checkpoint {source} is not readable ({exc}): train one with `zoo2vec train-align`") from None
+
+
+def untrained() -> Alignment:
+    return Alignment(version=UNTRAINED)
+
+
+def load(name: str | None = None) -> Alignment:
+    """The alignment named (a path to a checkpoint, 'untrained', or a packaged version); default $ZOO2VEC_ALIGN, else align-1."""
+    name = name or os.environ.get("ZOO2VEC_ALIGN") or DEFAULT
+    if name == UNTRAINED:
+        return untrained()
+    packaged = resources.files(__package__).joinpath("alignments").joinpath(f"{name}.json")
+    if packaged.is_file():
+        return Alignment.from_json(packaged.read_text(), name)
+    path = Path(name).expanduser()
+    if path.is_file():
+        return Alignment.from_json(path.read_text(), str(path))
+    raise ConfigError(f"no alignment checkpoint {name!r}: give a path to one written by `zoo2vec train-align`, "
+                      f"'{UNTRAINED}', or a packaged version ({DEFAULT})")
+
+
+def fit(groups: list[tuple[np.ndarray, np.ndarray]], *, features: tuple[str, ...] = FEATURES, hidden: int = 16,
+        epochs: int = 400, l2: float = 1e-3, contrastive: float = 0.5, seed: int = 0, version: str = DEFAULT,
+        trained_on: dict | None = None) -> Alignment:
+    """Train a scorer on groups of (features (n, len(features)), measured accuracy (n,)), one group per task."""
+    import torch
+
+    if not groups:
+        raise ConfigError("no meta-training tasks to learn the alignment from")
+    torch.manual_seed(seed)
+    all_x = np.concatenate([x for x, _ in groups])
+    mean, scale = all_x.mean(axis=0), np.maximum(all_x.std(axis=0), 1e-6)
+    xs = [torch.tensor((x - mean) / scale, dtype=torch.float32) for x, _ in groups]
+    ys = [torch.tensor(y, dtype=torch.float32) for _, y in groups]
+    f = len(features)
+    net = (torch.nn.Sequential(torch.nn.Linear(f, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
+           if hidden else torch.nn.Linear(f, 1))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2, weight_decay=l2)
+    for _ in range(epochs):
+        opt.zero_grad()
+        loss = torch.zeros(())
+        for x, y in zip(xs, ys):
+            s = net(x)[:, 0]
+            log_p = torch.log_softmax(s, dim=0)
+            listwise = -(torch.softmax(y / TEMPERATURE, dim=0) * log_p).sum()
+            best = -log_p[y == y.max()].mean()  # InfoNCE: the truly best model(s) against the rest
+            loss = loss + listwise + contrastive * best
+        (loss / len(xs)).backward()
+        opt.step()
+    modules = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    layers = tuple((m.weight.detach().numpy().T.astype(np.float64), m.bias.detach().numpy().astype(np.float64)) for m in modules)
+    raw = Alignment(version=version, features=tuple(features), mean=mean, scale=scale, layers=layers)
+    # place the scores on the accuracy scale: the offset that makes their mean error zero
+    pred = np.concatenate([raw.score_matrix(x) for x, _ in groups])
+    offset = float(np.mean(np.concatenate([y for _, y in groups]) - pred))
+    return Alignment(version=version, features=tuple(features), mean=mean, scale=scale, layers=layers, offset=offset,
+                     trained_on=trained_on or {})

@@ -1,0 +1,113 @@
+"""`zoo2vec train-align`: learn the alignment from meta-training tasks and their measured ground truth.
+
+Only meta-training tasks (never a held-out dataset's) are used, and in each only the models trained on
+a meta-training dataset: no held-out dataset, task or model is touched by training. The pair features
+come from the same search path users run (zoo.search), so what is trained is what is served.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import zoo2vec
+from zoo2vec import settings
+from zoo2vec.encoders import alignment
+from zoo2vec.eval.ground_truth import GROUND_TRUTH_VERSION, measure
+from zoo2vec.eval.tasks import (
+    TaskSpec,
+    generate,
+    held_out_datasets,
+    load_config,
+    materialize,
+)
+from zoo2vec.jobs.indexing import run_index
+from zoo2vec.zoo.bench import build_bench_zoo
+
+
+def task_features(zoo, specs: list[TaskSpec], progress: Callable[[str], None] | None = None) -> dict[str, dict[str, dict]]:
+    """Pair features of every model of the task's modality, per task: {task_id: {model: features}}."""
+    out = {}
+    n = len(zoo.models())
+    for i, spec in enumerate(specs):
+        query, _ = materialize(spec)
+        out[spec.task_id] = {r.name: r.features for r in zoo.search(query, k=n)}
+        if progress and (i + 1) % 10 == 0:
+            progress(f"features {i + 1}/{len(specs)}")
+    return out
+
+
+def groups(features: dict[str, dict[str, dict]], gt, task_ids, names: tuple[str, ...], models=None):
+    """(X, y, model names) per task, for the models in `models` (all when None) that have both features and truth."""
+    out = []
+    for task_id in task_ids:
+        rows = gt[gt.task_id == task_id].set_index("model")["accuracy"]
+        found = features[task_id]
+        keep = [m for m in rows.index if m in found and (models is None or m in models)]
+        if len(keep) < 2:
+            continue
+        x = np.asarray([[found[m][f] for f in names] for m in keep], dtype=np.float64)
+        out.append((x, rows[keep].to_numpy(dtype=np.float64), keep))
+    return out
+
+
+def meta_training_models(zoo_root: Path, config: dict) -> set[str]:
+    """Models trained on a meta-training dataset (the zoo's truth says which dataset each was trained on)."""
+    truth = json.loads((Path(zoo_root) / "zoo.json").read_text())["models"]
+    held = held_out_datasets(config)
+    return {name for name, t in truth.items() if t["dataset"] not in held}
+
+
+def prepare(config_name: str = "bench", progress: Callable[[str], None] | None = None):
+    """Build/index the bench zoo, measure (or reuse) ground truth; returns (zoo root, config, specs, ground truth)."""
+    config = load_config(config_name)
+    root = settings.home() / "zoos" / config["zoo"]
+    build_bench_zoo(root, names=config.get("models"))
+    report = run_index(root)
+    if progress:
+        progress(report.summary())
+    truth = json.loads((root / "zoo.json").read_text())["models"]
+    specs = generate(config, {t["dataset"] for t in truth.values()})
+    gt = measure(root, specs, settings.home() / "bench" / config["name"] / "ground_truth.parquet")
+    gt = gt[gt["error"].isna()] if "error" in gt else gt
+    return root, config, specs, gt
+
+
+def cross_validate(features: dict, gt, specs: list[TaskSpec], models: set[str], *, names=alignment.FEATURES,
+                   hidden: int = 0, seed: int = 0) -> dict[str, float]:
+    """Leave one meta-training dataset out at a time: mean weighted tau of the learned and the untrained score."""
+    from zoo2vec.eval.metrics import all_metrics
+
+    learned, plain = [], []
+    for dataset in sorted({s.dataset for s in specs}):
+        train_ids = [s.task_id for s in specs if s.dataset != dataset]
+        test_ids = [s.task_id for s in specs if s.dataset == dataset]
+        scorer = alignment.fit([(x, y) for x, y, _ in groups(features, gt, train_ids, names, models)],
+                               features=names, hidden=hidden, seed=seed)
+        for x, y, _ in groups(features, gt, test_ids, names, models):
+            learned.append(all_metrics(y, scorer.score_matrix(x))["weighted_tau"])
+        for x, y, _ in groups(features, gt, test_ids, alignment.FEATURES, models):
+            plain.append(all_metrics(y, alignment.untrained().score_matrix(x))["weighted_tau"])
+    return {"learned": float(np.mean(learned)), "untrained": float(np.mean(plain)), "tasks": len(learned)}
+
+
+def train(config_name: str = "bench", *, out: Path | None = None, hidden: int = 0, seed: int = 0,
+          progress: Callable[[str], None] | None = None) -> tuple[alignment.Alignment, Path]:
+    """Train the alignment on the config's meta-training tasks; writes the checkpoint and returns it with its path."""
+    root, config, specs, gt = prepare(config_name, progress)
+    meta = [s for s in specs if not s.held_out]
+    zoo = zoo2vec.open(root, alignment=alignment.UNTRAINED)
+    feats = task_features(zoo, meta, progress)
+    allowed = meta_training_models(root, config)
+    data = groups(feats, gt, [s.task_id for s in meta], alignment.FEATURES, allowed)
+    provenance = {"config": config["name"], "tasks": [s.task_id for s in meta], "models": len(allowed),
+                  "ground_truth": GROUND_TRUTH_VERSION, "hidden": hidden, "seed": seed,
+                  "probe_sets": sorted(zoo.models()["probe_set"].unique().tolist()),
+                  "cross_validation": cross_validate(feats, gt, meta, allowed, hidden=hidden, seed=seed)}
+    scorer = alignment.fit([(x, y) for x, y, _ in data], hidden=hidden, seed=seed, trained_on=provenance)
+    out = Path(out) if out else settings.home() / "alignments" / f"{scorer.version}.json"
+    scorer.save(out)
+    return scorer, out

@@ -37,6 +37,8 @@ def test_uploaded_csv_task_and_filters(app):
     assert not app.exception and not app.error
     assert set(app.dataframe[0].value["modality"]) == {"text"}
     assert "business, sport" in app.info[0].value
+    matches = app.dataframe[1].value  # the best match's class-to-concept table
+    assert list(matches["task class"]) == ["business", "sport"] and matches["similarity"].between(-1, 1).all()
 
 
 def test_bad_input_is_a_message_not_a_crash(app):

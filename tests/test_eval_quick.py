@@ -41,7 +41,8 @@ def test_results_have_the_agreed_shape(quick):
     out, results, output, _ = quick
     assert "zoo2vec weighted tau" in output
     assert set(results) >= {"meta", "held_out", "scale"}
-    assert set(results["held_out"]) == {"zoo2vec", "random", "largest", "static", "card_text", "logme", "leep", "nce", "knn"}
+    assert set(results["held_out"]) == {"zoo2vec", "zoo2vec_untrained", "random", "largest", "static", "card_text",
+                                        "logme", "leep", "nce", "knn"}
     for v in results["held_out"].values():
         assert v["tasks"] == results["meta"]["tasks_held_out"] > 0
         assert -1 <= v["weighted_tau"] <= 1 and -1 <= v["weighted_tau_rank_none"] <= 1
@@ -52,6 +53,25 @@ def test_results_have_the_agreed_shape(quick):
         assert (out / name).stat().st_size > 0
     assert "| zoo2vec |" in (out / "RESULTS.md").read_text()
     assert set(results["scale"]["zoo_size"]) == {"12", "50"} and results["scale"]["index"]["2000"]["recall_at_10"] == 1.0
+    assert results["scale"]["index"]["2000"]["filtered_1pct_recall_at_10"] == 1.0
+
+
+def test_method_issue_sections(quick):
+    """Ablation, indexing cost, verification and filtered search are measured and reported."""
+    out, results, _, _ = quick
+    ablation = results["ablation"]
+    assert any(name.startswith("untrained") for name in ablation) and any("without" in name for name in ablation)
+    assert all(-1 <= v["weighted_tau"] <= 1 for v in ablation.values())
+    cost = results["indexing_cost"]
+    assert cost["models"] == results["meta"]["models"] and cost["forward_ms_p50"] > 0 and cost["other_ms_p50"] > 0
+    verify = results["verify"]
+    assert verify["n"] == 5 and verify["gap_closed"] <= 1 and verify["regret1_verified"] >= 0
+    assert verify["forward_passes"] > 0
+    filtered = results["filtered"]
+    assert filtered["pairs"] == 1000 and filtered["exact_match_rate"] == 1.0 and filtered["latency_ratio_1pct"] > 0
+    text = (out / "RESULTS.md").read_text()
+    for heading in ("## Against the method's targets", "## Ablation", "## Verification", "## Filtered search"):
+        assert heading in text
 
 
 def test_metrics_follow_from_the_cached_ground_truth(quick):

@@ -79,6 +79,21 @@ def test_second_run_probes_nothing_and_changes_are_picked_up(tiny_zoo):
     assert models.loc["bbc-bow", "license"] == "cc-by-4.0" and "digits8-linear-parity" not in models.index
 
 
+def test_a_model_added_later_is_searchable_without_retraining(tiny_zoo, make_task):
+    src, dst = tiny_zoo / "models" / "digits8-linear", tiny_zoo / "models" / "digits8-linear-copy"
+    shutil.copytree(src, dst)
+    card = ModelCard.load(dst)
+    ModelCard.from_dict({**card.to_dict(), "name": "digits8-linear-copy"}).save(dst)
+    report = run_index(tiny_zoo)
+    assert report.probed == ["digits8-linear-copy"]
+    forward, other = report.costs["digits8-linear-copy"]  # measured for the freshly probed model
+    assert forward > 0 and other > 0
+    zoo = zoo2vec.open(tiny_zoo)
+    results = {r.name: r for r in zoo.search(make_task("sklearn-digits", [str(d) for d in range(10)]), k=5)}
+    assert zoo.alignment.version == "align-1"
+    assert results["digits8-linear-copy"].features == results["digits8-linear"].features  # same model, same knowledge
+
+
 def test_a_crash_leaves_the_published_snapshot_untouched(tiny_zoo, monkeypatch):
     store = SnapshotStore(tiny_zoo)
     before = store.current()

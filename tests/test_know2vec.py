@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from zoo2vec.encoders import know2vec
 
@@ -33,3 +34,24 @@ def test_concept_match_penalises_missing_concepts():
     assert three == 1.0 and [m.model_concept for m in matched] == ["x", "y", "z"]
     two, matched = know2vec.concept_match(task, ["a", "b", "c"], emb[:2], ["x", "y"])
     assert abs(two - 2 / 3) < 1e-6 and matched[2].model_concept is None
+
+
+def test_concept_match_says_how_clearly_each_class_matched():
+    task = know2vec.encode_task(np.eye(2, dtype=np.float32), np.array([0, 1]), np.eye(2, dtype=np.float32))
+    concepts = np.array([[1.0, 0.0], [0.8, 0.6]], dtype=np.float32)  # the second concept is close to the first class too
+    _, matched = know2vec.concept_match(task, ["a", "b"], concepts, ["x", "y"])
+    assert [m.model_concept for m in matched] == ["x", "y"]
+    assert matched[0].margin == pytest.approx(1.0 - 0.8) and matched[1].margin == pytest.approx(0.6 - 0.0)
+
+
+def test_scaled_probe_sets_keep_the_base_mix_at_another_size():
+    from zoo2vec.encoders import probe_set
+
+    base, big = probe_set.config("image-v1"), probe_set.config("image-v1-n1024")
+    assert sum(p["n"] for p in big["parts"]) == 1024
+    assert [p["kind"] for p in big["parts"]] == [p["kind"] for p in base["parts"]]
+    assert big["reference_encoder"] == base["reference_encoder"] and big["name"] == "image-v1-n1024"
+    assert probe_set.config("image-v1-clip")["reference_encoder"] == "clip-v1"
+    assert probe_set.config("image-v1-clip")["parts"] == base["parts"]
+    assert len({probe_set.version(n) for n in ("image-v1", "image-v1-n1024", "image-v1-clip")}) == 3
+    assert len(probe_set.load("image-v1-n256")) == 256

@@ -20,7 +20,7 @@ def test_digit_task_prefers_the_ten_class_digit_model(zoo, make_task):
     best = results[0]
     assert best.kernel_alignment is not None and best.concept_match is not None and best.text_similarity is None
     assert [m.model_concept for m in best.matches] == [str(d) for d in range(10)]
-    assert "0→0" in best.why
+    assert "0→0 (" in best.why and "predicted accuracy" in best.why and "label names match" in best.why
     # the pair features the alignment scored, reported with the result
     assert set(best.features) == set(FEATURES)
     assert best.features["label_match"] > 0.9 and best.features["has_labels"] == 1.0 and best.features["input_match"] == 1.0
@@ -106,3 +106,35 @@ def test_task_given_as_a_path(zoo, tmp_path):
         Image.fromarray((data.x[i, 0] * 255).astype(np.uint8)).resize((32, 32)).save(folder / f"{i}.png")
     results = zoo.search(tmp_path / "task", k=1)
     assert results[0].name == "digits8-linear"
+
+
+def test_verify_runs_the_first_candidates_and_reranks_them_by_measured_accuracy(zoo, make_task):
+    task = make_task("sklearn-digits", ["0", "1", "2", "3", "4"], shots=6)
+    results = zoo.search(task, k=3, verify=2)
+    head, rest = results[:2], results[2:]
+    assert all(r.measured is not None and 0.0 <= r.measured <= 1.0 for r in head)
+    assert head[0].measured >= head[1].measured and all(r.measured is None for r in rest)
+    assert "measured" in str(results) and results.to_pandas()["measured"].notna().sum() == 2
+    plain = zoo.search(task, k=3)
+    assert {r.name for r in head} == {r.name for r in plain[:2]}  # the same two candidates, only their order may change
+
+
+def test_bad_verify_requests(zoo, make_task):
+    with pytest.raises(TaskError, match="give a task"):
+        zoo.search(text="digits", verify=2)
+    with pytest.raises(TaskError, match="whole number"):
+        zoo.search(make_task("sklearn-digits", ["0", "1"]), verify=-1)
+
+
+def test_verify_needs_two_samples_per_class(zoo, make_task):
+    with pytest.raises(TaskError, match="two samples of every class"):
+        zoo.search(make_task("sklearn-digits", ["0", "1"], shots=1), verify=1)
+
+
+def test_probe_accuracy_on_separable_and_random_features():
+    from zoo2vec.zoo.measure import probe_accuracy
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 10)
+    assert probe_accuracy(np.c_[y * 5.0 + rng.normal(0, 0.1, 20), rng.normal(size=20)], y) == 1.0
+    assert probe_accuracy(rng.normal(size=(20, 2)), y) < 0.9

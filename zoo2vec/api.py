@@ -33,9 +33,13 @@ class SearchResult:
     why: str
     matches: tuple = field(default=(), repr=False)  # (task class, model concept, similarity) per task class
     features: dict = field(default_factory=dict, repr=False)  # the pair features the alignment scored (see encoders.alignment)
+    measured: float | None = None  # with verify=n: the model's measured accuracy on the task (quick linear probe)
+    verify_error: str | None = None  # with verify=n: why the model could not be measured
 
     def __str__(self) -> str:
-        return f"{self.rank:>2}. {self.name:<28} score {self.score:.3f}  {self.why}"
+        checked = f" measured {self.measured:.3f}" if self.measured is not None else (
+            " measured: failed" if self.verify_error else "")
+        return f"{self.rank:>2}. {self.name:<28} score {self.score:.3f}{checked}  {self.why}"
 
 
 class SearchResults(list):
@@ -49,11 +53,12 @@ class SearchResults(list):
 
         rows = []
         for r in self:
-            rows.append({"rank": r.rank, "model": r.name, "score": r.score, "kernel_alignment": r.kernel_alignment,
+            rows.append({"rank": r.rank, "model": r.name, "score": r.score, "measured": r.measured,
+                         "kernel_alignment": r.kernel_alignment,
                          "concept_match": r.concept_match, "text_similarity": r.text_similarity,
                          "modality": r.card.get("modality"), "license": r.card.get("license"),
                          "params": r.card.get("params"), "why": r.why})
-        return pd.DataFrame(rows, columns=["rank", "model", "score", "kernel_alignment", "concept_match",
+        return pd.DataFrame(rows, columns=["rank", "model", "score", "measured", "kernel_alignment", "concept_match",
                                            "text_similarity", "modality", "license", "params", "why"])
 
 
@@ -87,7 +92,7 @@ class Zoo:
             self._catalog = Catalog(current / "catalog.duckdb", read_only=True)
             self._task_index = VectorIndex.load(current / "task.faiss")
             self._card_index = VectorIndex.load(current / "card.faiss")
-            self._probe_embeddings: dict[tuple[str, str], np.ndarray] = {}
+            self._references: dict[str, tuple[str, np.ndarray]] = {}  # probe set version -> (encoder, embeddings)
             self._profiles: dict[int, ModelProfile] = {}  # read once per snapshot, as candidates ask for them
             self._loaded = current
         return self._catalog
@@ -100,18 +105,22 @@ class Zoo:
         """Every probe run recorded in this snapshot's history (status and failure reasons)."""
         return self._snapshot().runs()
 
-    def _probe_embeddings_for(self, modality: str) -> np.ndarray:
-        from zoo2vec.encoders import reference
+    def _reference_for(self, modality: str) -> tuple[str, np.ndarray]:
+        """The reference encoder the modality's models were encoded with, and the probe set's embeddings in it."""
+        from zoo2vec.encoders import probe_set, reference
 
         version = self._catalog.probe_set_of(modality)
-        key = (version, reference.for_modality(modality))
-        if key not in self._probe_embeddings:
-            embeddings = self._catalog.probe_embeddings(*key) if version else []
-            if not len(embeddings):
+        if version not in self._references:
+            if version is None:
                 raise IndexNotBuiltError(f"the {modality} models of {self.root} were not all probed with one probe "
                                          f"set: run `zoo2vec index {self.root}` again")
-            self._probe_embeddings[key] = embeddings
-        return self._probe_embeddings[key]
+            name = probe_set.config(version.split("@")[0])["reference_encoder"]
+            embeddings = self._catalog.probe_embeddings(version, reference.identity(name))
+            if not len(embeddings):
+                raise IndexNotBuiltError(f"the {modality} models of {self.root} were encoded with another reference "
+                                         f"encoder than {reference.identity(name)}: run `zoo2vec index {self.root}` again")
+            self._references[version] = (name, embeddings)
+        return self._references[version]
 
     def _profiles_of(self, ids: np.ndarray) -> dict[int, ModelProfile]:
         missing = [i for i in ids.tolist() if i not in self._profiles]
@@ -123,9 +132,10 @@ class Zoo:
         """Kernel alignment from FAISS, then the pair features and the alignment's score for the candidates it returns."""
         from zoo2vec.encoders import alignment, know2vec, reference
 
-        samples = reference.embed(reference.for_modality(task.modality), list(task.samples))
-        knowledge = know2vec.encode_task(samples, task.labels, self._probe_embeddings_for(task.modality))
-        label_vectors = reference.embed_text(list(task.label_names))
+        encoder, probe_embeddings = self._reference_for(task.modality)
+        samples = reference.embed(encoder, list(task.samples))
+        knowledge = know2vec.encode_task(samples, task.labels, probe_embeddings)
+        label_vectors = reference.embed_text(list(task.label_names), memo=True)
         shape = task.samples[0].shape if task.modality == "image" else None
         ids, cka = self._task_index.search(knowledge.kernel_vector, n_candidates, allowed)
         profiles = self._profiles_of(ids)
@@ -152,15 +162,25 @@ class Zoo:
             scores.setdefault(model_id, {})["text_similarity"] = sim
 
     def search(self, task: Task | str | Path | None = None, text: str | None = None, *, k: int = 5,
-               where: dict[str, Any] | None = None) -> SearchResults:
-        """Rank the zoo for a task (labelled samples, or a path to them), a sentence, or both."""
+               where: dict[str, Any] | None = None, verify: int = 0) -> SearchResults:
+        """Rank the zoo for a task (labelled samples, or a path to them), a sentence, or both.
+
+        verify=n runs the first n candidates black-box on the task's samples, measures each with a quick
+        linear probe (`measured`, next to the predicted `score`) and puts them first, best measured first.
+        """
         catalog = self._snapshot()
         if task is None and not (text and text.strip()):
             raise TaskError("give a task (labelled samples), a text query, or both")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise TaskError(f"k must be a positive integer, got {k!r}")
+        if isinstance(verify, bool) or not isinstance(verify, int) or verify < 0:
+            raise TaskError(f"verify must be a whole number of models to run (0 for none), got {verify!r}")
         if task is not None and not isinstance(task, Task):
             task = Task.from_path(task)
+        if verify and task is None:
+            raise TaskError("verify runs models on labelled samples: give a task as well as the text")
+        if verify and np.bincount(task.labels).min() < 2:
+            raise TaskError("verify measures models by cross-validation: give at least two samples of every class")
         where = dict(where or {})
         if task is not None:
             wanted = where.get("modality")
@@ -189,34 +209,57 @@ class Zoo:
                 score = task_part if task_part is not None else text_part
             ranked.append((score, model_id))
         ranked.sort(key=lambda t: -t[0])
+        measured: dict[int, Any] = {}
+        if verify:
+            ranked, measured = self._verify(task, ranked, verify)
         ranked = ranked[:k]
         cards = catalog.cards([m for _, m in ranked])
         results = SearchResults()
         for rank, (score, model_id) in enumerate(ranked, start=1):
             parts = scores[model_id]
+            check = measured.get(model_id)
             results.append(SearchResult(
                 rank=rank, name=cards[model_id]["name"], score=round(float(score), 4),
                 kernel_alignment=_round(parts.get("kernel_alignment")), concept_match=_round(parts.get("concept_match")),
                 text_similarity=_round(parts.get("text_similarity")), card=cards[model_id],
-                why=_why(parts, matches.get(model_id, [])), matches=tuple(matches.get(model_id, [])),
+                why=_why(parts, matches.get(model_id, []), learned=not self.alignment.untrained), matches=tuple(matches.get(model_id, [])),
                 features={f: parts[f] for f in FEATURES if f in parts},
+                measured=None if check is None else check.accuracy,
+                verify_error=None if check is None else (check.error or None),
             ))
         return results
+
+    def _verify(self, task: Task, ranked: list, n: int) -> tuple[list, dict]:
+        """Measure the first n candidates on the task; they go first, best measured first (failed ones last of them)."""
+        from zoo2vec.zoo.measure import measure
+
+        names = self._catalog.cards([m for _, m in ranked[:n]])
+        measured = {model_id: measure(self.root / "models" / names[model_id]["name"], task) for _, model_id in ranked[:n]}
+        head = sorted(ranked[:n], key=lambda t: (measured[t[1]].accuracy is None, -(measured[t[1]].accuracy or 0.0), -t[0]))
+        return head + ranked[n:], measured
 
 
 def _round(x):
     return None if x is None else round(float(x), 4)
 
 
-def _why(parts: dict[str, float], matched: list) -> str:
+def _why(parts: dict[str, float], matched: list, *, learned: bool = True) -> str:
     bits = []
+    if "task_score" in parts:
+        bits.append(f"{'predicted accuracy' if learned else 'task score'} {parts['task_score']:.2f}")
     if matched:
-        shown = ", ".join(f"{m.task_class}→{m.model_concept if m.model_concept is not None else '∅'} ({m.similarity:.2f})"
-                          for m in matched[:6])
+        shown = ", ".join(f"{m.task_class}→{m.model_concept} ({m.similarity:.2f}, {m.margin:+.2f})" if m.model_concept is not None
+                          else f"{m.task_class}→∅" for m in matched[:6])
         more = f", +{len(matched) - 6} more" if len(matched) > 6 else ""
-        bits.append(f"classes: {shown}{more}")
+        bits.append(f"classes (similarity, margin over the next concept): {shown}{more}")
     if "kernel_alignment" in parts:
         bits.append(f"decisions agree {parts['kernel_alignment']:.2f}")
+    if parts.get("has_labels"):
+        bits.append(f"label names match {parts['label_match']:.2f}")
+    elif "has_labels" in parts:
+        bits.append("model names no labels")
+    if parts.get("input_match", 1.0) < 1.0:
+        bits.append("the task's images differ from the model's input shape")
     if "text_similarity" in parts:
         bits.append(f"card text {parts['text_similarity']:.2f}")
     return "; ".join(bits)

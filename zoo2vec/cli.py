@@ -116,7 +116,9 @@ def index(zoo_path: Path | None, timeout: float, trust_pickle: bool):
 @click.option("--text-column", default="text", show_default=True, help="Text column of a table task.")
 @click.option("--label-column", default="label", show_default=True, help="Label column of a table task.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON lines.")
-def search(zoo_path, task_path, text, k, where, text_column, label_column, as_json):
+@click.option("--verify", default=0, show_default=True, metavar="N",
+              help="Run the first N candidates on the task's samples and re-rank them by measured accuracy.")
+def search(zoo_path, task_path, text, k, where, text_column, label_column, as_json, verify):
     """Rank the zoo's models for a task and/or a text query."""
     import zoo2vec
     from zoo2vec.index.filters import parse
@@ -128,10 +130,11 @@ def search(zoo_path, task_path, text, k, where, text_column, label_column, as_js
     task = None
     if task_path is not None:
         task = zoo2vec.Task.from_path(task_path, text_column=text_column, label_column=label_column)
-    results = zoo2vec.open(_zoo_path(zoo_path)).search(task, text, k=k, where=parse(list(where)))
+    results = zoo2vec.open(_zoo_path(zoo_path)).search(task, text, k=k, where=parse(list(where)), verify=verify)
     if as_json:
         for r in results:
-            click.echo(json.dumps({"rank": r.rank, "model": r.name, "score": r.score, "kernel_alignment": r.kernel_alignment,
+            click.echo(json.dumps({"rank": r.rank, "model": r.name, "score": r.score, "measured": r.measured,
+                                   "kernel_alignment": r.kernel_alignment,
                                    "concept_match": r.concept_match, "text_similarity": r.text_similarity, "why": r.why}))
     else:
         click.echo(str(results))
@@ -160,9 +163,17 @@ def models(zoo_path, failed):
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("bench"), show_default=True,
               help="Where RESULTS.md, results.json and the plots go.")
 @click.option("--fresh", is_flag=True, help="Recompute the cached ground truth instead of reusing it.")
-def eval_(quick, out_dir, fresh):
+@click.option("--study", is_flag=True, help="Instead: compare probe-set sizes and reference encoders (bench/STUDY.md).")
+def eval_(quick, out_dir, fresh, study):
     """Benchmark: build the bench zoo, measure ground truth, compare zoo2vec with every baseline."""
     from zoo2vec.eval.report import run
+
+    if study:
+        from zoo2vec.eval import study as probe_study
+
+        probe_study.run(out_dir, progress=lambda text: click.echo(text, err=True))
+        click.echo(f"wrote {out_dir / 'STUDY.md'}")
+        return
 
     results = run("quick" if quick else "bench", out_dir=out_dir, fresh=fresh,
                   progress=lambda text: click.echo(text, err=True))
@@ -187,6 +198,21 @@ def train_align(config_name, out, hidden):
         click.echo(f"leave-one-dataset-out on meta-training tasks: weighted tau {cv['learned']:.3f} "
                    f"(untrained {cv['untrained']:.3f})")
     click.echo(f"wrote {path}; search with it: ZOO2VEC_ALIGN={path} (or zoo2vec.open(zoo, alignment=...))")
+
+
+@main.command("train-clip")
+@click.option("--config", "config_name", default="tiny-clip-v1", show_default=True, help="CLIP config by name.")
+def train_clip(config_name):
+    """Train zoo2vec's own small CLIP on meta-training image-caption pairs (no held-out dataset)."""
+    from zoo2vec.encoders import clip
+    from zoo2vec.eval.tasks import held_out_datasets, load_config
+
+    sidecar = clip.train(config_name, held_out=held_out_datasets(load_config("bench")),
+                         progress=lambda text: click.echo(text, err=True))
+    click.echo(f"trained {config_name} on {sidecar['pairs']} image-caption pairs in {sidecar['seconds']:.0f} s; "
+               f"wrote {clip.checkpoint_dir(config_name)}")
+    for dataset, z in sidecar["zero_shot"].items():
+        click.echo(f"  zero-shot on held-out {dataset}: {z['accuracy']:.3f} (chance {z['chance']:.3f})")
 
 
 def _serve(root: Path, port: int):

@@ -168,7 +168,7 @@ def load(name: str | None = None) -> Alignment:
                       f"'{UNTRAINED}', or a packaged version ({DEFAULT})")
 
 
-def fit(groups: list[tuple[np.ndarray, np.ndarray]], *, features: tuple[str, ...] = FEATURES, hidden: int = 16,
+def fit(groups: list[tuple[np.ndarray, np.ndarray]], *, features: tuple[str, ...] = FEATURES, hidden: int = 0,
         epochs: int = 400, l2: float = 1e-3, contrastive: float = 0.5, seed: int = 0, version: str = DEFAULT,
         trained_on: dict | None = None) -> Alignment:
     """Train a scorer on groups of (features (n, len(features)), measured accuracy (n,)), one group per task."""

@@ -45,6 +45,7 @@ class ConceptMatch:
     task_class: str
     model_concept: str | None  # None: the model has no concept left for this class
     similarity: float
+    margin: float = 0.0  # how clearly: similarity minus that of the class's next-closest model concept
 
 
 @lru_cache(maxsize=8)
@@ -118,7 +119,11 @@ def concept_match(
     matches = []
     for i, name in enumerate(task_labels):
         j = matched.get(i)
-        matches.append(ConceptMatch(str(name), None if j is None else str(concept_labels[j]),
-                                    0.0 if j is None else float(sims[i, j])))
+        if j is None:
+            matches.append(ConceptMatch(str(name), None, 0.0))
+            continue
+        others = np.delete(sims[i], j)
+        margin = float(sims[i, j] - others.max()) if len(others) else float(sims[i, j])
+        matches.append(ConceptMatch(str(name), str(concept_labels[j]), float(sims[i, j]), margin))
     score = float(np.mean([max(m.similarity, 0.0) for m in matches]))
     return score, matches

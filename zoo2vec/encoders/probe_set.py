@@ -39,10 +39,19 @@ def available() -> list[str]:
 
 
 def config(name: str) -> dict:
+    """A probe set's config. One that names a "base" takes the base's parts, scaled to "size" inputs
+    (each part in proportion), and may override its reference encoder."""
     path = resources.files(__package__).joinpath("probe_sets").joinpath(f"{name}.json")
     if not path.is_file():
         raise ConfigError(f"unknown probe set {name!r}. Available: {', '.join(available())}")
-    return json.loads(path.read_text())
+    cfg = json.loads(path.read_text())
+    if "base" not in cfg:
+        return cfg
+    base = config(cfg["base"])
+    total = sum(part["n"] for part in base["parts"])
+    scale = cfg.get("size", total) / total
+    parts = [{**part, "n": max(1, round(part["n"] * scale))} for part in base["parts"]]
+    return {**base, **{k: v for k, v in cfg.items() if k not in ("base", "size")}, "parts": parts}
 
 
 def default_for(modality: str) -> str:

@@ -4,6 +4,9 @@ and model concepts are compared. Vectors record the encoder's name and version.
 pixels-v1   images resized to 16x16 grey, each standardised (zero mean, unit norm): cosine is the
             pixel correlation. A stand-in until the CLIP image tower arrives (see the method issue).
 minilm-v1   all-MiniLM-L6-v2 sentence embeddings, normalised.
+clip-v1     the CLIP image tower (encoders.clip): local pretrained open_clip weights named by $ZOO2VEC_CLIP,
+            else zoo2vec's self-trained small CLIP. Its identity names the weights, so new weights mean
+            re-encoding (from cached probe outputs, no new forward passes).
 """
 
 from __future__ import annotations
@@ -12,11 +15,16 @@ import numpy as np
 
 from zoo2vec.errors import ConfigError
 
-ENCODERS = {"pixels-v1": "image", "minilm-v1": "text"}
+ENCODERS = {"pixels-v1": "image", "minilm-v1": "text", "clip-v1": "image"}
 
 
-def for_modality(modality: str) -> str:
-    return {"image": "pixels-v1", "text": "minilm-v1"}[modality]
+def identity(name: str) -> str:
+    """What exactly a reference encoder is: its name, and for CLIP which weights (path and file hash)."""
+    if name != "clip-v1":
+        return name
+    from zoo2vec.encoders import clip
+
+    return f"{name}:{clip.identity()}"
 
 
 def embed(name: str, samples) -> np.ndarray:
@@ -31,11 +39,20 @@ def embed(name: str, samples) -> np.ndarray:
         from zoo2vec.zoo.sentence import sentence_encoder
 
         return _unit(sentence_encoder().encode(list(samples), memo=False))
+    if name == "clip-v1":
+        from zoo2vec.encoders import clip
+
+        return clip.embed_images(list(samples))
     raise ConfigError(f"unknown reference encoder {name!r}. Available: {', '.join(ENCODERS)}")
 
 
-def embed_text(texts) -> np.ndarray:
-    """Sentence embeddings for card text and text queries (MiniLM)."""
+def embed_text(texts, *, memo: bool = False) -> np.ndarray:
+    """Sentence embeddings for card text and text queries (MiniLM); memo=True for short strings that recur
+    (label names), which are then embedded once per process."""
+    if memo:
+        from zoo2vec.zoo.sentence import sentence_encoder
+
+        return _unit(sentence_encoder().encode(list(texts), memo=True))
     return embed("minilm-v1", texts)
 
 

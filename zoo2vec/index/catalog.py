@@ -103,41 +103,57 @@ class Catalog:
         return {r[0]: IndexedModel(*r[1:]) for r in rows}
 
     def put_model(self, card, *, fingerprint: str, probe_set: str, encoder: str, knowledge, card_vector: np.ndarray,
-                  label_vectors: np.ndarray | None = None):
+                  label_vectors: np.ndarray | None = None) -> int:
         """Insert or replace one model with its vectors and concepts, all or nothing."""
-        labels = list(card.label_names) if card.label_names else [f"class {i}" for i in range(len(knowledge.concepts))]
+        return self.put_models([dict(card=card, fingerprint=fingerprint, probe_set=probe_set, encoder=encoder,
+                                     knowledge=knowledge, card_vector=card_vector, label_vectors=label_vectors)])[0]
+
+    def put_models(self, entries: list[dict]) -> list[int]:
+        """Insert or replace models (each a dict of put_model's arguments) in one transaction: all or nothing.
+
+        One transaction and one bulk insert per table: a commit per model made the catalog write cost
+        more than most models' forward passes on the probe set."""
+        import pandas as pd
+
+        if not entries:
+            return []
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
-            old = con.execute("SELECT model_id FROM models WHERE name = ?", [card.name]).fetchone()
-            if old:
-                self._delete(old[0])
-            model_id = con.execute("SELECT coalesce(max(model_id), -1) + 1 FROM models").fetchone()[0]
-            con.execute(
-                "INSERT INTO models (model_id, name, modality, license, params, source, tags, label_names, training_data,"
-                " description, card, fingerprint, probe_set, encoder, confidence, entropy, input_shape)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [model_id, card.name, card.modality, card.license.lower(), card.params, card.source, list(card.tags),
-                 list(card.label_names) if card.label_names else None, card.training_data, card.description,
-                 json.dumps(card.to_dict()), fingerprint, probe_set, encoder, knowledge.confidence, knowledge.entropy,
-                 list(card.input_shape) if card.input_shape else None],
-            )
-            con.executemany(
-                "INSERT INTO vectors VALUES (?, ?, ?, ?)",
-                [[model_id, "task", encoder, knowledge.kernel_vector.tolist()],
-                 [model_id, "card", "minilm-v1", np.asarray(card_vector).tolist()]],
-            )
-            con.executemany(
-                "INSERT INTO concepts VALUES (?, ?, ?, ?, ?, ?)",
-                [[model_id, i, labels[i], float(knowledge.concept_mass[i]), knowledge.concepts[i].tolist(),
-                  None if label_vectors is None else np.asarray(label_vectors[i]).tolist()]
-                 for i in range(len(knowledge.concepts))],
-            )
+            names = [e["card"].name for e in entries]
+            old = [r[0] for r in con.execute("SELECT model_id FROM models WHERE list_contains(?, name)", [names]).fetchall()]
+            for table in ("vectors", "concepts", "models"):
+                con.execute(f"DELETE FROM {table} WHERE list_contains(?, model_id)", [old])
+            first = con.execute("SELECT coalesce(max(model_id), -1) + 1 FROM models").fetchone()[0]
+            models, vectors, concepts = [], [], []
+            for model_id, e in enumerate(entries, start=first):
+                card, k, label_vectors = e["card"], e["knowledge"], e.get("label_vectors")
+                labels = list(card.label_names) if card.label_names else [f"class {i}" for i in range(len(k.concepts))]
+                models.append([model_id, card.name, card.modality, card.license.lower(), card.params, card.source,
+                               list(card.tags), list(card.label_names) if card.label_names else None, card.training_data,
+                               card.description, json.dumps(card.to_dict()), e["fingerprint"], e["probe_set"], e["encoder"],
+                               k.confidence, k.entropy, list(card.input_shape) if card.input_shape else None])
+                vectors += [[model_id, "task", e["encoder"], np.asarray(k.kernel_vector, dtype=np.float32)],
+                            [model_id, "card", "minilm-v1", np.asarray(e["card_vector"], dtype=np.float32)]]
+                concepts += [[model_id, i, labels[i], float(k.concept_mass[i]), np.asarray(k.concepts[i], dtype=np.float32),
+                              None if label_vectors is None else np.asarray(label_vectors[i], dtype=np.float32)]
+                             for i in range(len(k.concepts))]
+            model_cols = ["model_id", "name", "modality", "license", "params", "source", "tags", "label_names",
+                          "training_data", "description", "card", "fingerprint", "probe_set", "encoder", "confidence",
+                          "entropy", "input_shape"]
+            # bulk inserts from data frames (DuckDB reads them by name): row-by-row inserts of long vectors are slow
+            new_models = pd.DataFrame(models, columns=model_cols)  # noqa: F841
+            new_vectors = pd.DataFrame(vectors, columns=["model_id", "kind", "version", "vector"])  # noqa: F841
+            new_concepts = pd.DataFrame(concepts, columns=["model_id", "idx", "label", "mass", "prototype", "label_vector"])  # noqa: F841
+            con.execute(f"INSERT INTO models ({', '.join(model_cols)}) SELECT {', '.join(model_cols)} FROM new_models")
+            con.execute("INSERT INTO vectors SELECT model_id, kind, version, vector::FLOAT[] FROM new_vectors")
+            con.execute("INSERT INTO concepts SELECT model_id, idx, label, mass, prototype::FLOAT[], label_vector::FLOAT[]"
+                        " FROM new_concepts")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        return model_id
+        return list(range(first, first + len(entries)))
 
     def _delete(self, model_id: int):
         for table in ("vectors", "concepts", "models"):
@@ -150,17 +166,22 @@ class Catalog:
             self._delete(row[0])
         self.con.execute("COMMIT")
 
-    def record_run(self, snapshot_id: str, name: str, fingerprint: str, status: str, reason: str, seconds: float):
-        self.con.execute("INSERT INTO probe_runs (snapshot_id, name, fingerprint, status, reason, seconds) VALUES (?, ?, ?, ?, ?, ?)",
-                         [snapshot_id, name, fingerprint, status, reason, seconds])
+    def record_runs(self, runs: list[tuple]):
+        """(snapshot_id, name, fingerprint, status, reason, seconds) per probe run."""
+        if runs:
+            self.con.executemany("INSERT INTO probe_runs (snapshot_id, name, fingerprint, status, reason, seconds)"
+                                 " VALUES (?, ?, ?, ?, ?, ?)", [list(r) for r in runs])
 
     def put_probe_embeddings(self, probe_set: str, encoder: str, embeddings: np.ndarray):
         if self.con.execute("SELECT count(*) FROM probe_embeddings WHERE probe_set = ? AND encoder = ?",
                             [probe_set, encoder]).fetchone()[0] == len(embeddings):
             return
+        import pandas as pd
+
         self.con.execute("DELETE FROM probe_embeddings WHERE probe_set = ? AND encoder = ?", [probe_set, encoder])
-        self.con.executemany("INSERT INTO probe_embeddings VALUES (?, ?, ?, ?)",
-                             [[probe_set, encoder, i, e.tolist()] for i, e in enumerate(embeddings)])
+        rows = pd.DataFrame({"probe_set": probe_set, "encoder": encoder, "idx": np.arange(len(embeddings)),  # noqa: F841
+                             "embedding": list(np.asarray(embeddings, dtype=np.float32))})
+        self.con.execute("INSERT INTO probe_embeddings SELECT probe_set, encoder, idx, embedding::FLOAT[] FROM rows")
 
     def record_snapshot(self, snapshot_id: str, failed: int):
         n = self.con.execute("SELECT count(*) FROM models").fetchone()[0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from functools import lru_cache
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,9 @@ class IndexReport:
     removed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    # per freshly probed model: (seconds in its forward passes on the probe set, seconds of everything else zoo2vec
+    # spent on it: loading, checks, Know2Vec encoding, its share of the card and label embedding)
+    costs: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def indexed(self) -> int:
@@ -76,21 +80,31 @@ def probe_set_names(zoo_root: Path) -> dict[str, str]:
 
 def _probe_inputs(card: ModelCard, probes: probe_set.ProbeSet):
     if card.modality == "image":
-        return fit(list(probes.inputs), card.input_shape)
+        return _fitted(probes.name, tuple(card.input_shape)).copy()  # a model never sees another's (mutable) batch
     return list(probes.inputs)
 
 
+@lru_cache(maxsize=16)
+def _fitted(probe_set_name: str, shape: tuple[int, int, int]) -> np.ndarray:
+    """A probe set's images at one input shape, resized once for every model that takes that shape."""
+    return fit(list(probe_set.load(probe_set_name).inputs), shape)
+
+
 def _probe(folder: Path, card: ModelCard, probes: probe_set.ProbeSet, cache: Path, *, timeout_s: float, trust_pickle: bool):
-    """The model's outputs on the probe set, from the cache when this fingerprint was probed before."""
+    """The model's outputs on the probe set (from the cache when this fingerprint was probed before) and the
+    seconds its forward passes took (None when cached)."""
     if cache.exists():
-        return np.load(cache)
+        return np.load(cache), None
     model = load_model(folder, trust_pickle=trust_pickle)
-    probs = checked_predict(model, _probe_inputs(card, probes), timeout_s=timeout_s)
+    inputs = _probe_inputs(card, probes)
+    t0 = time.perf_counter()
+    probs = checked_predict(model, inputs, timeout_s=timeout_s)
+    forward = time.perf_counter() - t0
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npy")
     np.save(tmp, probs)
     tmp.replace(cache)
-    return probs
+    return probs, forward
 
 
 def run_index(
@@ -136,7 +150,9 @@ def _update(catalog: Catalog, found: dict[str, Path], chosen: dict[str, str], st
         catalog.remove_model(name)
         report.removed.append(name)
     probe_sets: dict[str, tuple[probe_set.ProbeSet, np.ndarray]] = {}
-    pending = []  # (card, fingerprint, knowledge, probe set name)
+    encoders: dict[str, str] = {}  # probe set -> the encoder id models are stamped with (Know2Vec + reference encoder)
+    pending = []  # (card, fingerprint, knowledge, probe set version, encoder id)
+    runs = []  # probe runs, written with the models (the snapshot is published whole or not at all)
     for i, (name, folder) in enumerate(found.items()):
         if progress:
             progress(name, i, len(found))
@@ -149,36 +165,49 @@ def _update(catalog: Catalog, found: dict[str, Path], chosen: dict[str, str], st
                 raise ZooError(f"folder {name!r} holds a card named {card.name!r}; rename one so they agree")
             ps_name = chosen[card.modality]
             ps_version = probe_set.version(ps_name)
+            if ps_name not in encoders:
+                encoders[ps_name] = f"{know2vec.VERSION}/{reference.identity(probe_set.config(ps_name)['reference_encoder'])}"
             before = indexed.get(name)
-            if before and (before.fingerprint, before.probe_set, before.encoder) == (fp, ps_version, know2vec.VERSION):
+            if before and (before.fingerprint, before.probe_set, before.encoder) == (fp, ps_version, encoders[ps_name]):
                 report.reused.append(name)
                 continue
-            if ps_name not in probe_sets:
+            setup = time.perf_counter()
+            if ps_name not in probe_sets:  # once per run and probe set, not charged to the model
                 probes = probe_set.load(ps_name)
                 emb = reference.embed(probes.reference_encoder, probes.inputs)
-                catalog.put_probe_embeddings(ps_version, probes.reference_encoder, emb)
+                catalog.put_probe_embeddings(ps_version, reference.identity(probes.reference_encoder), emb)
                 probe_sets[ps_name] = (probes, emb)
+            setup = time.perf_counter() - setup
             probes, emb = probe_sets[ps_name]
-            probs = _probe(folder, card, probes, store.probes / ps_version / f"{name}-{fp}.npy",
-                           timeout_s=timeout_s, trust_pickle=trust_pickle)
-            pending.append((card, fp, know2vec.encode_model(probs, emb), ps_version))
-            catalog.record_run(report.snapshot, name, fp, "ok", "", time.perf_counter() - t0)
+            probs, forward = _probe(folder, card, probes, store.probes / ps_version / f"{name}-{fp}.npy",
+                                    timeout_s=timeout_s, trust_pickle=trust_pickle)
+            pending.append((card, fp, know2vec.encode_model(probs, emb), ps_version, encoders[ps_name]))
+            spent = time.perf_counter() - t0 - setup
+            if forward is not None:
+                report.costs[name] = (forward, spent - forward)
+            runs.append((report.snapshot, name, fp, "ok", "", spent))
         except Exception as exc:  # one broken model never stops the run: record it and go on
             reason = exc.reason if isinstance(exc, ModelFailure) else (
                 str(exc) if isinstance(exc, Zoo2VecError) else f"{type(exc).__name__}: {exc}")
             report.failed[name] = reason
-            catalog.record_run(report.snapshot, name, fp, "failed", reason, time.perf_counter() - t0)
+            runs.append((report.snapshot, name, fp, "failed", reason, time.perf_counter() - t0))
             # an old entry no longer describes the model in the folder: drop it until it indexes again
             if name in indexed:
                 catalog.remove_model(name)
     if pending:
+        t0 = time.perf_counter()
         card_vectors = reference.embed_text([card.text() for card, *_ in pending])
         names = sorted({n for card, *_ in pending for n in (card.label_names or ())})
         label_vector = dict(zip(names, reference.embed_text(names))) if names else {}
-        for (card, fp, knowledge, ps_version), card_vector in zip(pending, card_vectors):
+        entries = []
+        for (card, fp, knowledge, ps_version, encoder), card_vector in zip(pending, card_vectors):
             labels = np.stack([label_vector[n] for n in card.label_names]) if card.label_names else None
-            catalog.put_model(card, fingerprint=fp, probe_set=ps_version, encoder=know2vec.VERSION,
-                              knowledge=knowledge, card_vector=card_vector, label_vectors=labels)
-            report.probed.append(card.name)
+            entries.append(dict(card=card, fingerprint=fp, probe_set=ps_version, encoder=encoder, knowledge=knowledge,
+                                card_vector=card_vector, label_vectors=labels))
+        catalog.put_models(entries)
+        report.probed.extend(card.name for card, *_ in pending)
+        share = (time.perf_counter() - t0) / len(pending)
+        report.costs = {name: (forward, other + share) for name, (forward, other) in report.costs.items()}
+    catalog.record_runs(runs)
     if progress:
         progress("", len(found), len(found))

@@ -50,6 +50,7 @@ def main():
         tag = st.selectbox("Tag", ["any"] + all_tags)
         max_params = st.number_input("Max parameters (0 = no limit)", min_value=0, value=0, step=100_000)
         k = st.slider("Results", 1, 20, 5)
+        verify = st.number_input("Verify: run the first n on your samples (0 = off)", min_value=0, max_value=20, value=0)
 
     # a form: Enter in the text box searches, and typing does not rerun the app on every key
     with st.form("query"):
@@ -74,7 +75,7 @@ def main():
         if task is None and not text.strip():
             st.warning("Type what you need or upload labelled samples.")
             return
-        results = zoo.search(task, text or None, k=k, where=where)
+        results = zoo.search(task, text or None, k=k, where=where, verify=int(verify) if task is not None else 0)
     except zoo2vec.Zoo2VecError as exc:
         st.error(str(exc))
         return
@@ -85,10 +86,16 @@ def main():
         return
     df = results.to_pandas().dropna(axis="columns", how="all")  # e.g. no task: no task scores to show
     st.dataframe(df, hide_index=True, use_container_width=True,
-                 column_config={"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.3f")})
+                 column_config={"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.3f"),
+                                "measured": st.column_config.ProgressColumn("measured", min_value=0.0, max_value=1.0,
+                                                                            format="%.3f")})
     best = results[0]
     st.subheader(f"Best match: {best.name}")
     st.write(best.why)
+    if best.matches:  # which task class matched which of the model's concepts, and how clearly
+        st.dataframe([{"task class": m.task_class, "model concept": m.model_concept or "(none left)",
+                       "similarity": round(m.similarity, 3), "margin over next concept": round(m.margin, 3)}
+                      for m in best.matches], hide_index=True)
     st.json(best.card, expanded=False)
 
 

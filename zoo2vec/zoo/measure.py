@@ -1,0 +1,55 @@
+"""Measure one model on the user's labelled samples, black-box: the check behind `search(verify=n)`.
+
+The measured score is a quick linear probe: cross-validated accuracy of a logistic-regression head on the
+model's log-probabilities for the query samples (the same head the benchmark's ground truth uses, scored
+by k-fold instead of a separate test split, since a user brings only the query).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from zoo2vec.data.images import fit
+from zoo2vec.data.task import Task
+from zoo2vec.zoo.blackbox import checked_predict
+from zoo2vec.zoo.checkpoint import load_model
+
+
+@dataclass(frozen=True)
+class Measured:
+    accuracy: float | None  # None when the model could not be run
+    seconds: float  # forward passes and the probe together
+    forward_passes: int
+    error: str = ""
+
+
+def probe_accuracy(features: np.ndarray, labels: np.ndarray, *, folds: int = 5, seed: int = 0) -> float:
+    """Mean k-fold accuracy of StandardScaler + LogisticRegression (k = the smallest class size, at most `folds`)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    smallest = int(np.bincount(labels).min())
+    if smallest < 2:
+        raise ValueError("every class needs at least two samples to measure a model on the task")
+    cv = StratifiedKFold(n_splits=min(folds, smallest), shuffle=True, random_state=seed)
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    return float(cross_val_score(clf, features, labels, cv=cv).mean())
+
+
+def measure(folder: Path, task: Task, *, timeout_s: float = 120.0) -> Measured:
+    """Run the model in `folder` on the task's samples and score it; a failing model is reported, not raised."""
+    t0 = time.perf_counter()
+    try:
+        model = load_model(folder)
+        inputs = fit(list(task.samples), model.card.input_shape) if task.modality == "image" else list(task.samples)
+        probs = checked_predict(model, inputs, timeout_s=timeout_s)
+        accuracy = probe_accuracy(np.log(np.clip(probs, 1e-6, 1.0)), task.labels)
+    except Exception as exc:  # a model that fails verification is reported next to the others  # noqa: BLE001
+        return Measured(None, time.perf_counter() - t0, len(task), f"{type(exc).__name__}: {exc}")
+    return Measured(accuracy, time.perf_counter() - t0, len(task))

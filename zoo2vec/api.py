@@ -191,7 +191,7 @@ class Zoo:
                 raise TaskError(f"the task is {task.modality}, but this zoo has no {task.modality} models")
             where["modality"] = task.modality
         allowed = catalog.allowed_ids(where)
-        n_candidates = max(50, 5 * k)
+        n_candidates = max(100, 5 * k)  # the alignment re-ranks what kernel alignment retrieves: keep the pool wide
         scores: dict[int, dict[str, float]] = {}
         matches: dict[int, list] = {}
         if task is not None:

@@ -63,6 +63,9 @@ def test_task_and_text_together_report_both_parts(zoo, make_task):
     df = results.to_pandas()
     assert list(df["model"]) == [r.name for r in results]
     assert df["score"].is_monotonic_decreasing
+    for r in results:  # each part's share of the score is shown
+        assert set(r.shares) == {"task", "card"} and sum(r.shares.values()) == pytest.approx(1.0)
+        assert "shares task" in r.why
 
 
 @pytest.mark.parametrize("kwargs, error, message", [

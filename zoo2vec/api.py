@@ -16,7 +16,18 @@ from zoo2vec.index.catalog import Catalog, ModelProfile
 from zoo2vec.index.snapshots import SnapshotStore
 from zoo2vec.index.vector_index import VectorIndex
 
-TEXT_WEIGHT = 0.5  # share of text similarity when a query has both samples and words
+TEXT_WEIGHT = 0.5  # weight of the words (card similarity) when a query has both samples and words
+
+
+def fuse(parts: dict[str, float]) -> tuple[float, dict[str, float]]:
+    """One score from the task score and the card's similarity to the words, with each part's share of it."""
+    weighted = {}
+    if "task_score" in parts:
+        weighted["task"] = (1 - TEXT_WEIGHT if "text_similarity" in parts else 1.0) * parts["task_score"]
+    if "text_similarity" in parts:
+        weighted["card"] = (TEXT_WEIGHT if "task_score" in parts else 1.0) * parts["text_similarity"]
+    total = sum(abs(v) for v in weighted.values()) or 1.0
+    return sum(weighted.values()), {name: abs(v) / total for name, v in weighted.items()}
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,7 @@ class SearchResult:
     card: dict[str, Any]
     why: str
     matches: tuple = field(default=(), repr=False)  # (task class, model concept, similarity) per task class
+    shares: dict = field(default_factory=dict)  # each part's share of the score ("task", "card")
     features: dict = field(default_factory=dict, repr=False)  # the pair features the alignment scored (see encoders.alignment)
     measured: float | None = None  # with verify=n: the model's measured accuracy on the task (quick linear probe)
     verify_error: str | None = None  # with verify=n: why the model could not be measured
@@ -201,12 +213,7 @@ class Zoo:
 
         ranked = []
         for model_id, parts in scores.items():
-            task_part = parts.get("task_score")
-            text_part = parts.get("text_similarity")
-            if task_part is not None and text_part is not None:
-                score = (1 - TEXT_WEIGHT) * task_part + TEXT_WEIGHT * text_part
-            else:
-                score = task_part if task_part is not None else text_part
+            score, parts["shares"] = fuse(parts)
             ranked.append((score, model_id))
         ranked.sort(key=lambda t: -t[0])
         measured: dict[int, Any] = {}
@@ -221,7 +228,7 @@ class Zoo:
             results.append(SearchResult(
                 rank=rank, name=cards[model_id]["name"], score=round(float(score), 4),
                 kernel_alignment=_round(parts.get("kernel_alignment")), concept_match=_round(parts.get("concept_match")),
-                text_similarity=_round(parts.get("text_similarity")), card=cards[model_id],
+                text_similarity=_round(parts.get("text_similarity")), card=cards[model_id], shares=parts["shares"],
                 why=_why(parts, matches.get(model_id, []), learned=not self.alignment.untrained), matches=tuple(matches.get(model_id, [])),
                 features={f: parts[f] for f in FEATURES if f in parts},
                 measured=None if check is None else check.accuracy,
@@ -262,6 +269,8 @@ def _why(parts: dict[str, float], matched: list, *, learned: bool = True) -> str
         bits.append("the task's images differ from the model's input shape")
     if "text_similarity" in parts:
         bits.append(f"card text {parts['text_similarity']:.2f}")
+    if len(parts.get("shares", {})) > 1:
+        bits.append("shares " + ", ".join(f"{name} {share:.0%}" for name, share in parts["shares"].items()))
     return "; ".join(bits)
 
 

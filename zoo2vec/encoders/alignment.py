@@ -13,7 +13,8 @@ Pair features (all from stored model knowledge and the encoded task; no model is
   has_labels        1 when the model names its labels (else label_match is 0 and says nothing)
   input_match       the task's images have the model's input channels (half) and size (half); 1 for text
 
-A scorer is a small MLP on standardised features (a linear layer when hidden = 0), trained by
+A scorer is a linear layer on standardised features (hidden = 0, what leave-one-dataset-out CV chose;
+a small MLP with hidden > 0 overfits the 45 meta-training tasks), trained by
 `zoo2vec train-align` on meta-training tasks with a listwise loss (ListNet: the measured accuracies'
 softmax against the scores') plus a contrastive one (the truly best model against the rest). Its
 output is mapped to a predicted accuracy (TEMPERATURE * s + offset), so scores read as accuracies.

@@ -56,3 +56,23 @@ def test_vector_index_filters_and_picks_its_type():
     ivf = VectorIndex.build(ids, vectors, factory="IVF4,Flat")
     found, _ = ivf.search(vectors[5], 3)
     assert found.tolist() == (ids[exact[:3]]).tolist()  # nprobe covers every list here: exact
+
+
+def test_a_selective_filter_on_an_inverted_file_returns_the_exact_filtered_top_k():
+    import numpy as np
+
+    from zoo2vec.index.vector_index import VectorIndex
+
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(20_000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(20_000) * 7  # model ids need not be sequential
+    ivf = VectorIndex.build(ids, vectors, factory="IVF256,Flat")
+    assert ivf.nprobe == 16  # probes 16 of 256 lists unless the filter is selective
+    for row in range(10):
+        allowed = np.sort(rng.choice(ids, 200, replace=False))  # 1% of the index
+        found, scores = ivf.search(vectors[row], 10, allowed)
+        keep = np.isin(ids, allowed)
+        exact = np.sort(vectors[keep] @ vectors[row])[::-1][:10]
+        assert len(found) == 10 and set(found.tolist()) <= set(allowed.tolist())
+        assert np.allclose(scores, exact, atol=1e-5)

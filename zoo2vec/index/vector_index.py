@@ -17,7 +17,7 @@ import numpy as np
 EXACT_LIMIT = 50_000
 # A filter that leaves at most this share of an inverted-file index is searched in every list (distances
 # are computed for allowed vectors only): IVF probes only some lists, and a selective filter's few allowed
-# vectors may lie elsewhere. At 10^6 vectors this took 8 ms against 19 ms for reconstructing the allowed ones.
+# vectors may lie elsewhere. A 1% filter at 10^6 vectors takes 7-8 ms this way (unfiltered: 1.1-1.5 ms).
 SELECTIVE_SHARE = 0.05
 
 

@@ -49,11 +49,9 @@ def embed(name: str, samples) -> np.ndarray:
 def embed_text(texts, *, memo: bool = False) -> np.ndarray:
     """Sentence embeddings for card text and text queries (MiniLM); memo=True for short strings that recur
     (label names), which are then embedded once per process."""
-    if memo:
-        from zoo2vec.zoo.sentence import sentence_encoder
+    from zoo2vec.zoo.sentence import sentence_encoder
 
-        return _unit(sentence_encoder().encode(list(texts), memo=True))
-    return embed("minilm-v1", texts)
+    return _unit(sentence_encoder().encode(list(texts), memo=memo))
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

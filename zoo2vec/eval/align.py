@@ -61,19 +61,37 @@ def meta_training_models(zoo_root: Path, config: dict) -> set[str]:
     return {name for name, t in truth.items() if t["dataset"] not in held}
 
 
-def prepare(config_name: str = "bench", progress: Callable[[str], None] | None = None):
-    """Build/index the bench zoo, measure (or reuse) ground truth; returns (zoo root, config, specs, ground truth)."""
+def prepare(config_name: str = "bench", *, fresh: bool = False, progress: Callable[[str], None] | None = None):
+    """Build and index the bench zoo, then measure (or reuse) the ground truth of the config's tasks.
+
+    Returns (zoo root, config, task specs, ground truth without failed rows). fresh=True drops the cache first."""
+    say = progress or (lambda text: None)
     config = load_config(config_name)
     root = settings.home() / "zoos" / config["zoo"]
-    build_bench_zoo(root, names=config.get("models"))
-    report = run_index(root)
-    if progress:
-        progress(report.summary())
+    work = settings.home() / "bench" / config["name"]
+    if fresh:
+        for cached in work.glob("ground_truth.*"):
+            cached.unlink()
+    say(f"building the {config['zoo']} zoo in {root}")
+    build_bench_zoo(root, names=config.get("models"), progress=lambda name: say(f"  model {name} ready"))
+    say(run_index(root).summary())
     truth = json.loads((root / "zoo.json").read_text())["models"]
-    specs = generate(config, {t["dataset"] for t in truth.values()})
-    gt = measure(root, specs, settings.home() / "bench" / config["name"] / "ground_truth.parquet")
+    indexed = zoo2vec.open(root).models()["name"]
+    specs = generate(config, {truth[n]["dataset"] for n in indexed if n in truth})
+    say(f"{len(specs)} tasks ({sum(s.held_out for s in specs)} held out); measuring ground truth")
+    gt = measure(root, specs, work / "ground_truth.parquet",
+                 progress=lambda t, i, n: say(f"ground truth {i}/{n} {t}") if t and i % 10 == 0 else None)
     gt = gt[gt["error"].isna()] if "error" in gt else gt
     return root, config, specs, gt
+
+
+def evaluate(scorer: alignment.Alignment, features: dict, gt, task_ids, keys=("weighted_tau", "top1", "top3", "regret1")):
+    """Mean ranking metrics of a scorer over the given tasks (None when no task has two scored models)."""
+    from zoo2vec.eval.metrics import all_metrics
+
+    names = alignment.FEATURES if scorer.untrained else scorer.features
+    values = [all_metrics(y, scorer.score_matrix(x)) for x, y, _ in groups(features, gt, task_ids, names)]
+    return {k: float(np.mean([v[k] for v in values])) for k in keys} if values else None
 
 
 def cross_validate(features: dict, gt, specs: list[TaskSpec], models: set[str], *, names=alignment.FEATURES,

@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from zoo2vec.data.images import fit
 from zoo2vec.eval.tasks import TaskSpec, materialize
 from zoo2vec.eval.transferability import SCORES
@@ -23,21 +21,13 @@ from zoo2vec.jobs.indexing import discover
 from zoo2vec.zoo.blackbox import checked_predict
 from zoo2vec.zoo.card import ModelCard
 from zoo2vec.zoo.checkpoint import ADAPTER_VERSION, fingerprint, load_model
+from zoo2vec.zoo.measure import linear_head, log_features
 
 GROUND_TRUTH_VERSION = "gt-2"
 
 
-def features(probs: np.ndarray) -> np.ndarray:
-    return np.log(np.clip(probs, 1e-6, 1.0))
-
-
 def head_accuracy(train_x, train_y, test_x, test_y) -> float:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    # standardised: raw log-probabilities are badly scaled and made L-BFGS take 100x longer
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    clf = linear_head()
     clf.fit(train_x, train_y)
     return float(clf.score(test_x, test_y))
 
@@ -90,10 +80,10 @@ def measure(zoo_root: Path, specs: list[TaskSpec], out: Path, *, progress: Calla
                 row["forward_s"] = time.perf_counter() - t0
                 row["forward_passes"] = len(query)
                 t_out = checked_predict(model, _inputs(card, test))
-                row["accuracy"] = head_accuracy(features(q), query.labels, features(t_out), test.labels)
+                row["accuracy"] = head_accuracy(log_features(q), query.labels, log_features(t_out), test.labels)
                 for score, fn in SCORES.items():
                     t0 = time.perf_counter()
-                    row[score] = fn(q, query.labels) if score in ("leep", "nce") else fn(features(q), query.labels)
+                    row[score] = fn(q, query.labels) if score in ("leep", "nce") else fn(log_features(q), query.labels)
                     row[f"{score}_s"] = time.perf_counter() - t0
             except Exception as exc:  # a failing model is recorded, not fatal  # noqa: BLE001
                 row["error"] = f"{type(exc).__name__}: {exc}"

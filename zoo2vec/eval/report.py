@@ -16,11 +16,10 @@ import zoo2vec
 from zoo2vec import settings
 from zoo2vec.encoders import alignment
 from zoo2vec.eval import align, metrics
-from zoo2vec.eval.ground_truth import measure
 from zoo2vec.eval.speed import filtered_search, index_scale, replicate_zoo
-from zoo2vec.eval.tasks import generate, load_config, materialize
+from zoo2vec.eval.tasks import materialize
 from zoo2vec.jobs.indexing import run_index
-from zoo2vec.zoo.bench import BENCH_VERSION, build_bench_zoo
+from zoo2vec.zoo.bench import BENCH_VERSION
 
 METHODS = ("zoo2vec", "zoo2vec_untrained", "random", "largest", "static", "card_text", "logme", "leep", "nce", "knn")
 EXHAUSTIVE = ("logme", "leep", "nce", "knn")
@@ -34,27 +33,13 @@ def _say(progress, text):
 
 def run(config_name: str = "bench", *, out_dir: Path = Path("bench"), fresh: bool = False,
         progress: Callable[[str], None] | None = None) -> dict:
-    config = load_config(config_name)
-    root = settings.home() / "zoos" / config["zoo"]
-    work = settings.home() / "bench" / config["name"]
-    if fresh:
-        for cached in work.glob("ground_truth.*"):
-            cached.unlink()
     started = time.perf_counter()
-    _say(progress, f"building the {config['zoo']} zoo in {root}")
-    build_bench_zoo(root, names=config.get("models"), progress=lambda name: _say(progress, f"  model {name} ready"))
-    _say(progress, run_index(root).summary())
+    root, config, specs, gt = align.prepare(config_name, fresh=fresh, progress=progress)
+    work = settings.home() / "bench" / config["name"]
     zoo = zoo2vec.open(root)
     untrained = zoo2vec.open(root, alignment=alignment.UNTRAINED)
     held_features: dict[str, dict[str, dict]] = {}
     models = zoo.models()
-    truth = json.loads((root / "zoo.json").read_text())["models"]
-    datasets = {truth[n]["dataset"] for n in models["name"] if n in truth}
-    specs = generate(config, datasets)
-    _say(progress, f"{len(specs)} tasks ({sum(s.held_out for s in specs)} held out); measuring ground truth")
-    gt = measure(root, specs, work / "ground_truth.parquet",
-                 progress=lambda t, i, n: _say(progress, f"ground truth {i}/{n} {t}") if t and i % 10 == 0 else None)
-    gt = gt[gt["error"].isna()] if "error" in gt else gt
 
     meta_tasks = {s.task_id for s in specs if not s.held_out}
     static = gt[gt.task_id.isin(meta_tasks)].groupby("model")["accuracy"].mean()
@@ -151,9 +136,7 @@ def _ablation(zoo, untrained, root: Path, config: dict, specs, gt, held_features
     hidden = int(zoo.alignment.trained_on.get("hidden", 0)) if not zoo.alignment.untrained else 0
 
     def evaluate(scorer) -> dict:
-        names = alignment.FEATURES if scorer.untrained else scorer.features
-        values = [metrics.all_metrics(y, scorer.score_matrix(x)) for x, y, _ in align.groups(held_features, gt, held_ids, names)]
-        return {k: float(np.mean([v[k] for v in values])) for k in ("weighted_tau", "top1", "top3", "regret1")}
+        return align.evaluate(scorer, held_features, gt, held_ids)
 
     def learned(names) -> alignment.Alignment:
         data = align.groups(meta_features, gt, [s.task_id for s in meta], names, allowed)

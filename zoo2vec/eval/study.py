@@ -20,7 +20,8 @@ import numpy as np
 import zoo2vec
 from zoo2vec import settings
 from zoo2vec.encoders import alignment, probe_set
-from zoo2vec.eval import align, metrics
+from zoo2vec.eval import align
+from zoo2vec.eval.tasks import materialize
 from zoo2vec.jobs.indexing import run_index
 
 VARIANTS = {
@@ -46,14 +47,9 @@ def link_zoo(src: Path, dst: Path, probe_sets: dict[str, str]) -> Path:
 
 
 def _quality(feats, gt, ids, scorer, modality_of) -> dict:
-    names = alignment.FEATURES if scorer.untrained else scorer.features
-    per = {"all": [], "image": [], "text": []}
-    for task_id in ids:
-        for x, y, _ in align.groups(feats, gt, [task_id], names):
-            m = metrics.all_metrics(y, scorer.score_matrix(x))
-            per["all"].append(m)
-            per[modality_of[task_id]].append(m)
-    return {group: {k: float(np.mean([m[k] for m in ms])) for k in QUALITY} for group, ms in per.items() if ms}
+    by_group = {"all": ids, **{m: [t for t in ids if modality_of[t] == m] for m in ("image", "text")}}
+    quality = {group: align.evaluate(scorer, feats, gt, task_ids, QUALITY) for group, task_ids in by_group.items()}
+    return {group: q for group, q in quality.items() if q is not None}
 
 
 def costs_of(report) -> dict:
@@ -93,8 +89,6 @@ def run(out_dir: Path = Path("bench"), *, variants: list[str] | None = None,
         learned.alignment = scorer
         latency = []
         for spec in [s for s in specs if s.held_out][:24]:
-            from zoo2vec.eval.tasks import materialize
-
             query, _ = materialize(spec)
             t0 = time.perf_counter()
             learned.search(query, k=5)

@@ -112,14 +112,9 @@ class Catalog:
         rows = self.con.execute("SELECT name, model_id, fingerprint, probe_set, encoder FROM models").fetchall()
         return {r[0]: IndexedModel(*r[1:]) for r in rows}
 
-    def put_model(self, card, *, fingerprint: str, probe_set: str, encoder: str, knowledge, card_vector: np.ndarray,
-                  label_vectors: np.ndarray | None = None) -> int:
-        """Insert or replace one model with its vectors and concepts, all or nothing."""
-        return self.put_models([dict(card=card, fingerprint=fingerprint, probe_set=probe_set, encoder=encoder,
-                                     knowledge=knowledge, card_vector=card_vector, label_vectors=label_vectors)])[0]
-
     def put_models(self, entries: list[dict]) -> list[int]:
-        """Insert or replace models (each a dict of put_model's arguments) in one transaction: all or nothing.
+        """Insert or replace models in one transaction, all or nothing. Each entry: card, fingerprint, probe_set,
+        encoder, knowledge (know2vec.ModelKnowledge), card_vector, and label_vectors (None without label names).
 
         One transaction and one bulk insert per table: a commit per model made the catalog write cost
         more than most models' forward passes on the probe set."""

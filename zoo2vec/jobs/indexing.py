@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from functools import lru_cache
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,25 +77,24 @@ def probe_set_names(zoo_root: Path) -> dict[str, str]:
     return names
 
 
-def _probe_inputs(card: ModelCard, probes: probe_set.ProbeSet):
+def _probe_inputs(card: ModelCard, probes: probe_set.ProbeSet, resized: dict):
+    """The probe inputs in the card's input shape; images are resized once per run and shape (in `resized`)."""
     if card.modality == "image":
-        return _fitted(probes.name, tuple(card.input_shape)).copy()  # a model never sees another's (mutable) batch
+        key = (probes.name, tuple(card.input_shape))
+        if key not in resized:
+            resized[key] = fit(list(probes.inputs), card.input_shape)
+        return resized[key].copy()  # a model never sees another's (mutable) batch
     return list(probes.inputs)
 
 
-@lru_cache(maxsize=16)
-def _fitted(probe_set_name: str, shape: tuple[int, int, int]) -> np.ndarray:
-    """A probe set's images at one input shape, resized once for every model that takes that shape."""
-    return fit(list(probe_set.load(probe_set_name).inputs), shape)
-
-
-def _probe(folder: Path, card: ModelCard, probes: probe_set.ProbeSet, cache: Path, *, timeout_s: float, trust_pickle: bool):
+def _probe(folder: Path, card: ModelCard, probes: probe_set.ProbeSet, cache: Path, resized: dict, *, timeout_s: float,
+           trust_pickle: bool):
     """The model's outputs on the probe set (from the cache when this fingerprint was probed before) and the
     seconds its forward passes took (None when cached)."""
     if cache.exists():
         return np.load(cache), None
     model = load_model(folder, trust_pickle=trust_pickle)
-    inputs = _probe_inputs(card, probes)
+    inputs = _probe_inputs(card, probes, resized)
     t0 = time.perf_counter()
     probs = checked_predict(model, inputs, timeout_s=timeout_s)
     forward = time.perf_counter() - t0
@@ -150,7 +148,8 @@ def _update(catalog: Catalog, found: dict[str, Path], chosen: dict[str, str], st
         catalog.remove_model(name)
         report.removed.append(name)
     probe_sets: dict[str, tuple[probe_set.ProbeSet, np.ndarray]] = {}
-    encoders: dict[str, str] = {}  # probe set -> the encoder id models are stamped with (Know2Vec + reference encoder)
+    references: dict[str, str] = {}  # probe set -> its reference encoder's identity (which weights, for CLIP)
+    resized: dict = {}  # (probe set, input shape) -> probe images at that shape
     pending = []  # (card, fingerprint, knowledge, probe set version, encoder id)
     runs = []  # probe runs, written with the models (the snapshot is published whole or not at all)
     for i, (name, folder) in enumerate(found.items()):
@@ -165,23 +164,24 @@ def _update(catalog: Catalog, found: dict[str, Path], chosen: dict[str, str], st
                 raise ZooError(f"folder {name!r} holds a card named {card.name!r}; rename one so they agree")
             ps_name = chosen[card.modality]
             ps_version = probe_set.version(ps_name)
-            if ps_name not in encoders:
-                encoders[ps_name] = f"{know2vec.VERSION}/{reference.identity(probe_set.config(ps_name)['reference_encoder'])}"
+            if ps_name not in references:
+                references[ps_name] = reference.identity(probe_set.config(ps_name)["reference_encoder"])
+            encoder = f"{know2vec.VERSION}/{references[ps_name]}"  # models are stamped with Know2Vec + reference encoder
             before = indexed.get(name)
-            if before and (before.fingerprint, before.probe_set, before.encoder) == (fp, ps_version, encoders[ps_name]):
+            if before and (before.fingerprint, before.probe_set, before.encoder) == (fp, ps_version, encoder):
                 report.reused.append(name)
                 continue
             setup = time.perf_counter()
             if ps_name not in probe_sets:  # once per run and probe set, not charged to the model
                 probes = probe_set.load(ps_name)
                 emb = reference.embed(probes.reference_encoder, probes.inputs)
-                catalog.put_probe_embeddings(ps_version, reference.identity(probes.reference_encoder), emb)
+                catalog.put_probe_embeddings(ps_version, references[ps_name], emb)
                 probe_sets[ps_name] = (probes, emb)
             setup = time.perf_counter() - setup
             probes, emb = probe_sets[ps_name]
-            probs, forward = _probe(folder, card, probes, store.probes / ps_version / f"{name}-{fp}.npy",
+            probs, forward = _probe(folder, card, probes, store.probes / ps_version / f"{name}-{fp}.npy", resized,
                                     timeout_s=timeout_s, trust_pickle=trust_pickle)
-            pending.append((card, fp, know2vec.encode_model(probs, emb), ps_version, encoders[ps_name]))
+            pending.append((card, fp, know2vec.encode_model(probs, emb), ps_version, encoder))
             spent = time.perf_counter() - t0 - setup
             if forward is not None:
                 report.costs[name] = (forward, spent - forward)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,20 @@ def encoder_path(name: str) -> Path:
     return path
 
 
+@contextmanager
+def quiet_loading():
+    """Hide transformers' weight-loading bar (the library prints nothing), then restore its setting."""
+    from transformers.utils import logging as hf_logging
+
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
+
+
 class SentenceEncoder:
     """One loaded sentence-transformers model with an in-process memo of embeddings.
 
@@ -41,16 +56,8 @@ class SentenceEncoder:
     def __init__(self, name: str, *, memo_size: int = 50_000, max_seq_length: int = 128):
         import sentence_transformers as st
         self.name = name
-        from transformers.utils import logging as hf_logging
-
-        # the library prints nothing: hide transformers' weight-loading bar, then restore its setting
-        bar_was_on = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()
-        try:
+        with quiet_loading():
             self.model = st.SentenceTransformer(str(encoder_path(name)), device="cpu", local_files_only=True)
-        finally:
-            if bar_was_on:
-                hf_logging.enable_progress_bar()
         self.model.max_seq_length = max_seq_length
         self.dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension()
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()

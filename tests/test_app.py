@@ -23,6 +23,7 @@ def test_text_search_shows_a_ranked_table(app):
     assert not app.exception and not app.error
     df = app.dataframe[0].value
     assert df["model"].iloc[0].startswith("digits8") and list(df["rank"]) == list(range(1, len(df) + 1))
+    assert "Share of the score" in [c.value for c in app.caption]  # the words' card / concepts / prior shares, drawn
 
 
 def test_uploaded_csv_task_and_filters(app):

@@ -59,13 +59,16 @@ def test_text_query_and_filters(zoo):
 
 def test_task_and_text_together_report_both_parts(zoo, make_task):
     results = zoo.search(make_task("bbc-news", ["business", "tech"]), "business or technology news", k=2)
-    assert all(r.text_similarity is not None and r.kernel_alignment is not None for r in results)
+    assert all(r.text_similarity is not None and r.words_score is not None and r.kernel_alignment is not None
+               for r in results)
     df = results.to_pandas()
     assert list(df["model"]) == [r.name for r in results]
     assert df["score"].is_monotonic_decreasing
-    for r in results:  # each part's share of the score is shown
-        assert set(r.shares) == {"task", "card"} and sum(r.shares.values()) == pytest.approx(1.0)
-        assert "shares task" in r.why
+    weight = zoo.words_weight
+    for r in results:  # each component's share of the score is shown: samples, and the words' card, concepts and prior
+        assert set(r.shares) == {"task", "card", "concepts", "prior"} and sum(r.shares.values()) == pytest.approx(1.0)
+        assert r.shares["task"] == pytest.approx(1 - weight)
+        assert "shares task" in r.why and "words: predicted accuracy" in r.why
 
 
 @pytest.mark.parametrize("kwargs, error, message", [

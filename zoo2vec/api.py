@@ -11,23 +11,26 @@ import numpy as np
 from zoo2vec import settings
 from zoo2vec.data.task import Task
 from zoo2vec.encoders.alignment import FEATURES
+from zoo2vec.encoders.reference import TEXT_REFERENCE
 from zoo2vec.errors import FilterError, IndexNotBuiltError, TaskError, ZooError
 from zoo2vec.index.catalog import Catalog, ModelProfile
 from zoo2vec.index.snapshots import SnapshotStore
 from zoo2vec.index.vector_index import VectorIndex
 
-TEXT_WEIGHT = 0.5  # weight of the words (card similarity) when a query has both samples and words
+WORDS_POOL = 300  # models a sentence alone is scored against: the card index's nearest, then the words scorer re-ranks
 
 
-def fuse(parts: dict[str, float]) -> tuple[float, dict[str, float]]:
-    """One score from the task score and the card's similarity to the words, with each part's share of it."""
-    weighted = {}
+def fuse(parts: dict, words_weight: float) -> tuple[float, dict[str, float]]:
+    """One score from the task score (samples) and the words score (sentence), with each component's share of it.
+
+    The words score's own shares (card, concepts, prior) come from its scorer; with samples as well they are
+    scaled by the words' weight, the task taking the rest."""
+    if "task_score" in parts and "words_score" in parts:
+        score = (1 - words_weight) * parts["task_score"] + words_weight * parts["words_score"]
+        return score, {"task": 1 - words_weight, **{k: words_weight * v for k, v in parts.get("word_shares", {}).items()}}
     if "task_score" in parts:
-        weighted["task"] = (1 - TEXT_WEIGHT if "text_similarity" in parts else 1.0) * parts["task_score"]
-    if "text_similarity" in parts:
-        weighted["card"] = (TEXT_WEIGHT if "task_score" in parts else 1.0) * parts["text_similarity"]
-    total = sum(abs(v) for v in weighted.values()) or 1.0
-    return sum(weighted.values()), {name: abs(v) / total for name, v in weighted.items()}
+        return parts["task_score"], {"task": 1.0}
+    return parts["words_score"], dict(parts.get("word_shares", {}))
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,8 @@ class SearchResult:
     card: dict[str, Any]
     why: str
     matches: tuple = field(default=(), repr=False)  # (task class, model concept, similarity) per task class
-    shares: dict = field(default_factory=dict)  # each part's share of the score ("task", "card")
+    shares: dict = field(default_factory=dict)  # each component's share of the score: task, card, concepts, prior
+    words_score: float | None = None  # with text: the words scorer's predicted accuracy from the sentence alone
     features: dict = field(default_factory=dict, repr=False)  # the pair features the alignment scored (see encoders.alignment)
     measured: float | None = None  # with verify=n: the model's measured accuracy on the task (quick linear probe)
     verify_error: str | None = None  # with verify=n: why the model could not be measured
@@ -66,22 +70,24 @@ class SearchResults(list):
         rows = []
         for r in self:
             rows.append({"rank": r.rank, "model": r.name, "score": r.score, "measured": r.measured,
-                         "kernel_alignment": r.kernel_alignment,
+                         "kernel_alignment": r.kernel_alignment, "words_score": r.words_score,
                          "concept_match": r.concept_match, "text_similarity": r.text_similarity,
                          "modality": r.card.get("modality"), "license": r.card.get("license"),
                          "params": r.card.get("params"), "why": r.why})
         return pd.DataFrame(rows, columns=["rank", "model", "score", "measured", "kernel_alignment", "concept_match",
-                                           "text_similarity", "modality", "license", "params", "why"])
+                                           "words_score", "text_similarity", "modality", "license", "params", "why"])
 
 
 class Zoo:
     """A model zoo folder and its current index snapshot."""
 
-    def __init__(self, root: Path, alignment: str | None = None):
+    def __init__(self, root: Path, alignment: str | None = None, words: str | None = None):
         from zoo2vec.encoders.alignment import load
 
         self.root = Path(root)
         self.alignment = load(alignment)
+        self.words = load(words, words=True)
+        self.words_weight = float(self.words.trained_on.get("fusion_weight", 0.5))
         self._store = SnapshotStore(self.root)
         self._loaded: Path | None = None
 
@@ -163,15 +169,29 @@ class Zoo:
         for model_id, f, score in zip(ids.tolist(), features, self.alignment.score(features)):
             scores[model_id] = {"task_score": float(score), **f}
 
-    def _score_text(self, text: str, allowed, n_candidates: int, scores: dict):
-        """Card similarity: for the task's candidates when there is a task, else over the allowed models."""
-        from zoo2vec.encoders import reference
+    def _score_text(self, text: str, class_names, allowed, n_candidates: int, scores: dict):
+        """The words score: card similarity, the named classes against each model's concepts and label names, and a
+        prior from its behaviour on the probe set, for the task's candidates when there is a task, else for the
+        allowed models nearest the sentence by card."""
+        from zoo2vec.encoders import alignment, reference
 
         query = reference.embed_text([text])[0]
+        names = list(class_names) or alignment.classes_named(text)
+        class_vectors = reference.embed_text(names, memo=True) if names else query[None, :]
         pool = np.asarray(list(scores), dtype=np.int64) if scores else allowed
-        ids, sims = self._card_index.search(query, len(pool) if scores else n_candidates, pool)
+        ids, sims = self._card_index.search(query, len(pool) if scores else max(WORDS_POOL, n_candidates), pool)
+        profiles = self._profiles_of(ids)
+        rows = []
         for model_id, sim in zip(ids.tolist(), sims.tolist()):
-            scores.setdefault(model_id, {})["text_similarity"] = sim
+            p = profiles[model_id]
+            in_words = p.encoder.endswith("/" + TEXT_REFERENCE)  # its concepts live in the sentence space
+            rows.append(alignment.word_features(sim, class_vectors, query, len(p.labels), p.confidence, p.entropy, p.mass,
+                                                label_vectors=p.label_vectors, text_prototypes=p.prototypes if in_words else None))
+        for model_id, sim, row, score in zip(ids.tolist(), sims.tolist(), rows, self.words.score(rows)):
+            parts = scores.setdefault(model_id, {})
+            parts.update(text_similarity=sim, words_score=float(score),
+                         word_shares=alignment.shares(self.words, row, alignment.WORD_COMPONENTS))
+            parts["word_features"] = row
 
     def search(self, task: Task | str | Path | None = None, text: str | None = None, *, k: int = 5,
                where: dict[str, Any] | None = None, verify: int = 0) -> SearchResults:
@@ -209,11 +229,11 @@ class Zoo:
         if task is not None:
             self._score_task(task, allowed, n_candidates, scores, matches)
         if text and text.strip():
-            self._score_text(text, allowed, n_candidates, scores)
+            self._score_text(text, task.label_names if task is not None else (), allowed, n_candidates, scores)
 
         ranked = []
         for model_id, parts in scores.items():
-            score, parts["shares"] = fuse(parts)
+            score, parts["shares"] = fuse(parts, self.words_weight)
             ranked.append((score, model_id))
         ranked.sort(key=lambda t: -t[0])
         measured: dict[int, Any] = {}
@@ -229,8 +249,10 @@ class Zoo:
                 rank=rank, name=cards[model_id]["name"], score=round(float(score), 4),
                 kernel_alignment=_round(parts.get("kernel_alignment")), concept_match=_round(parts.get("concept_match")),
                 text_similarity=_round(parts.get("text_similarity")), card=cards[model_id], shares=parts["shares"],
-                why=_why(parts, matches.get(model_id, []), learned=not self.alignment.untrained), matches=tuple(matches.get(model_id, [])),
-                features={f: parts[f] for f in FEATURES if f in parts},
+                words_score=_round(parts.get("words_score")),
+                why=_why(parts, matches.get(model_id, []), learned=not self.alignment.untrained,
+                         words_learned=not self.words.untrained), matches=tuple(matches.get(model_id, [])),
+                features={f: parts[f] for f in FEATURES if f in parts} or dict(parts.get("word_features", {})),
                 measured=None if check is None else check.accuracy,
                 verify_error=None if check is None else (check.error or None),
             ))
@@ -250,7 +272,7 @@ def _round(x):
     return None if x is None else round(float(x), 4)
 
 
-def _why(parts: dict[str, float], matched: list, *, learned: bool = True) -> str:
+def _why(parts: dict[str, float], matched: list, *, learned: bool = True, words_learned: bool = True) -> str:
     bits = []
     if "task_score" in parts:
         bits.append(f"{'predicted accuracy' if learned else 'task score'} {parts['task_score']:.2f}")
@@ -267,17 +289,21 @@ def _why(parts: dict[str, float], matched: list, *, learned: bool = True) -> str
         bits.append("model names no labels")
     if parts.get("input_match", 1.0) < 1.0:
         bits.append("the task's images differ from the model's input shape")
-    if "text_similarity" in parts:
-        bits.append(f"card text {parts['text_similarity']:.2f}")
+    if "words_score" in parts:
+        f = parts.get("word_features", {})
+        said = f"words: predicted accuracy {parts['words_score']:.2f}" if words_learned else f"words score {parts['words_score']:.2f}"
+        bits.append(f"{said} (card text {parts['text_similarity']:.2f}"
+                    + (f", named classes vs label names {f['label_match']:.2f}" if f.get("has_labels") else "")
+                    + (f", vs concepts found by probing {f['concept_words']:.2f}" if f.get("is_text") else "") + ")")
     if len(parts.get("shares", {})) > 1:
         bits.append("shares " + ", ".join(f"{name} {share:.0%}" for name, share in parts["shares"].items()))
     return "; ".join(bits)
 
 
-def open(path: str | Path | None = None, *, alignment: str | None = None) -> Zoo:  # noqa: A001 - zoo2vec.open mirrors the built-in's shape on purpose
+def open(path: str | Path | None = None, *, alignment: str | None = None, words: str | None = None) -> Zoo:  # noqa: A001 - zoo2vec.open mirrors the built-in's shape on purpose
     """Open a zoo folder (default: the demo zoo in the data home). Does not index it."""
     root = Path(path) if path is not None else settings.demo_zoo_path()
     if not root.is_dir():
         hint = "build the demo zoo with `zoo2vec demo --no-app`" if path is None else "check the path"
         raise ZooError(f"no zoo at {root}: {hint}")
-    return Zoo(root, alignment)
+    return Zoo(root, alignment, words)

@@ -135,7 +135,8 @@ def search(zoo_path, task_path, text, k, where, text_column, label_column, as_js
         for r in results:
             click.echo(json.dumps({"rank": r.rank, "model": r.name, "score": r.score, "measured": r.measured,
                                    "kernel_alignment": r.kernel_alignment,
-                                   "concept_match": r.concept_match, "text_similarity": r.text_similarity, "why": r.why}))
+                                   "concept_match": r.concept_match, "text_similarity": r.text_similarity,
+                                   "words_score": r.words_score, "shares": r.shares, "why": r.why}))
     else:
         click.echo(str(results))
 
@@ -213,6 +214,31 @@ def train_clip(config_name):
                f"wrote {clip.checkpoint_dir(config_name)}")
     for dataset, z in sidecar["zero_shot"].items():
         click.echo(f"  zero-shot on held-out {dataset}: {z['accuracy']:.3f} (chance {z['chance']:.3f})")
+
+
+@main.command("train-words")
+@click.option("--config", "config_name", default="bench", show_default=True, help="Bench config (bench or quick).")
+@click.option("--out", type=click.Path(path_type=Path), help="Checkpoint path (default: the data home's alignments/).")
+def train_words(config_name, out):
+    """Learn the words scorer (sentence -> predicted accuracy) and its weight against samples, on meta-training tasks."""
+    from zoo2vec.eval.text_queries import train_words
+
+    scorer, path = train_words(config_name, out=out, progress=lambda text: click.echo(text, err=True))
+    click.echo(f"words' weight when samples come too: {scorer.trained_on['fusion_weight']:.2f} (by weighted tau on "
+               f"meta-training tasks)")
+    click.echo(f"wrote {path}; search with it: ZOO2VEC_WORDS={path} (or zoo2vec.open(zoo, words=...))")
+
+
+@main.command("train-text")
+@click.option("--config", "config_name", default="bench", show_default=True, help="Bench config whose meta-training zoo gives the pairs.")
+def train_text(config_name):
+    """Train the mixture-of-experts text encoder on (query, card) pairs from the meta-training zoo."""
+    from zoo2vec.encoders import moe
+    from zoo2vec.eval.text_queries import train_encoder
+
+    sidecar = train_encoder(config_name, progress=lambda text: click.echo(text, err=True))
+    click.echo(f"trained {sidecar['config']} on {sidecar['pairs']} pairs in {sidecar['seconds']:.0f} s; "
+               f"wrote {moe.checkpoint_dir(sidecar['config'])}")
 
 
 def _serve(root: Path, port: int):

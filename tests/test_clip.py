@@ -34,6 +34,9 @@ def test_self_trained_clip_trains_reports_zero_shot_and_embeds(micro):
     assert json.loads((clip.checkpoint_dir(micro) / "model.json").read_text())["pairs"] == sidecar["pairs"]
     emb = reference.embed("clip-v1", _images())
     assert emb.shape == (6, 16) and np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    words = reference.embed_words("clip-v1", ["a handwritten digit 3", "a breast ultrasound image, benign"])
+    assert words.shape == (2, 16) and np.allclose(words, clip.embed_texts(["a handwritten digit 3",
+                                                                           "a breast ultrasound image, benign"]))
     before = reference.identity("clip-v1")
     assert before.startswith("clip-v1:self:micro@")
     clip.CONFIGS[micro] = {**MICRO, "seed": 1}

@@ -66,7 +66,7 @@ def test_task_and_text_together_report_both_parts(zoo, make_task):
     assert df["score"].is_monotonic_decreasing
     weight = zoo.words_weight
     for r in results:  # each component's share of the score is shown: samples, and the words' card, concepts and prior
-        assert set(r.shares) == {"task", "card", "concepts", "prior"} and sum(r.shares.values()) == pytest.approx(1.0)
+        assert set(r.shares) == {"task", "card", "concepts", "decisions", "prior"} and sum(r.shares.values()) == pytest.approx(1.0)
         assert r.shares["task"] == pytest.approx(1 - weight)
         assert "shares task" in r.why and "words: predicted accuracy" in r.why
 

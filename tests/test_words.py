@@ -42,6 +42,14 @@ def test_word_features_reach_text_concepts_and_leave_other_models_at_zero():
     assert set(text) == set(alignment.WORD_FEATURES)
 
 
+def test_words_reach_the_sentence_space_but_not_pixels():
+    from zoo2vec.encoders import reference
+
+    words = ["spam", "ham"]
+    assert np.allclose(reference.embed_words("minilm-v1", words), reference.embed_text(words))
+    assert reference.embed_words("pixels-v1", words) is None
+
+
 def test_words_scorer_checkpoints():
     words = alignment.load(words=True)
     assert words.version == alignment.WORDS and words.features == alignment.WORD_FEATURES
@@ -60,7 +68,7 @@ def test_shares_add_up_and_follow_the_weights():
     scorer = alignment.load(words=True)
     row = dict(zip(alignment.WORD_FEATURES, np.linspace(0.1, 0.9, len(alignment.WORD_FEATURES))))
     shares = alignment.shares(scorer, row, alignment.WORD_COMPONENTS)
-    assert set(shares) == {"card", "concepts", "prior"} and sum(shares.values()) == pytest.approx(1.0)
+    assert set(shares) == {"card", "concepts", "decisions", "prior"} and sum(shares.values()) == pytest.approx(1.0)
     only_card = alignment.Alignment(version="t", features=("card", "label_match"), mean=np.zeros(2), scale=np.ones(2),
                                     layers=((np.array([[1.0], [0.0]]), np.zeros(1)),))
     assert alignment.shares(only_card, {"card": 0.5, "label_match": 3.0}, {"card": ("card",), "concepts": ("label_match",)}) \
@@ -90,8 +98,11 @@ def test_a_text_model_with_an_empty_card_is_found_by_what_it_does(tiny_zoo):
     blank = by_name["bbc-bow"]
     assert blank.features["has_labels"] == 0 and blank.features["is_text"] == 1
     assert blank.features["concept_words"] > 0.2  # the class names meet the concepts probing found
+    assert blank.features["kernel_classes"] > 0 and blank.features["kernel_phrases"] > 0  # and its decisions on the probes
     images = [r for r in results if r.card["modality"] == "image"]
-    assert images and all(r.features["concept_words"] == 0 for r in images)
+    assert images and all(r.features["concept_words"] == 0 == r.features["kernel_classes"] for r in images)  # pixels: no words
+    unnamed = {r.name: r for r in zoo.search(text="sort news stories into sections", k=5)}["bbc-bow"]
+    assert unnamed.features["kernel_classes"] == 0  # no classes named, no pseudo-task
     assert results[0].card["modality"] == "text" and blank.rank < min(r.rank for r in images)
     for r in results:
         assert r.words_score == pytest.approx(r.score, abs=1e-4) and sum(r.shares.values()) == pytest.approx(1.0)

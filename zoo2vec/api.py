@@ -170,28 +170,55 @@ class Zoo:
             scores[model_id] = {"task_score": float(score), **f}
 
     def _score_text(self, text: str, class_names, allowed, n_candidates: int, scores: dict):
-        """The words score: card similarity, the named classes against each model's concepts and label names, and a
-        prior from its behaviour on the probe set, for the task's candidates when there is a task, else for the
-        allowed models nearest the sentence by card."""
+        """The words score: card similarity, the named classes against each model's concepts, label names and
+        decisions, and a prior from its behaviour on the probe set, for the task's candidates when there is a task,
+        else for the allowed models nearest the sentence by card."""
         from zoo2vec.encoders import alignment, reference
 
         query = reference.embed_text([text])[0]
         names = list(class_names) or alignment.classes_named(text)
+        purpose = text if class_names else text.rpartition(":")[0]
         class_vectors = reference.embed_text(names, memo=True) if names else query[None, :]
         pool = np.asarray(list(scores), dtype=np.int64) if scores else allowed
         ids, sims = self._card_index.search(query, len(pool) if scores else max(WORDS_POOL, n_candidates), pool)
         profiles = self._profiles_of(ids)
+        kernels = self._word_kernels(names, purpose, ids, profiles)
         rows = []
         for model_id, sim in zip(ids.tolist(), sims.tolist()):
             p = profiles[model_id]
             in_words = p.encoder.endswith("/" + TEXT_REFERENCE)  # its concepts live in the sentence space
             rows.append(alignment.word_features(sim, class_vectors, query, len(p.labels), p.confidence, p.entropy, p.mass,
-                                                label_vectors=p.label_vectors, text_prototypes=p.prototypes if in_words else None))
+                                                label_vectors=p.label_vectors, text_prototypes=p.prototypes if in_words else None,
+                                                kernels=kernels.get(model_id, (0.0, 0.0))))
         for model_id, sim, row, score in zip(ids.tolist(), sims.tolist(), rows, self.words.score(rows)):
             parts = scores.setdefault(model_id, {})
             parts.update(text_similarity=sim, words_score=float(score),
                          word_shares=alignment.shares(self.words, row, alignment.WORD_COMPONENTS))
             parts["word_features"] = row
+
+    def _word_kernels(self, names: list[str], purpose: str, ids: np.ndarray, profiles) -> dict[int, tuple[float, float]]:
+        """Per candidate, kernel alignment with two pseudo-tasks built from the words: one sample per class (its name),
+        and one per class phrased "<purpose>: <class>". Only where the modality's reference encoder embeds words."""
+        from zoo2vec.encoders import know2vec, reference
+
+        if len(names) < 2:
+            return {}
+        out: dict[int, list[float]] = {}
+        by_modality: dict[str, list[int]] = {}
+        for model_id in ids.tolist():
+            by_modality.setdefault(profiles[model_id].modality, []).append(model_id)
+        labels = np.arange(len(names))
+        for modality, members in by_modality.items():
+            encoder, probe_embeddings = self._reference_for(modality)
+            for samples in (names, [f"{purpose.strip()}: {c}" if purpose.strip() else c for c in names]):
+                vectors = reference.embed_words(encoder, samples)
+                if vectors is None:
+                    break
+                pseudo = know2vec.encode_task(vectors, labels, probe_embeddings)
+                found, cka = self._task_index.search(pseudo.kernel_vector, len(members), np.asarray(members, dtype=np.int64))
+                for model_id, value in zip(found.tolist(), cka.tolist()):
+                    out.setdefault(model_id, []).append(value)
+        return {m: (v[0], v[1]) for m, v in out.items() if len(v) == 2}
 
     def search(self, task: Task | str | Path | None = None, text: str | None = None, *, k: int = 5,
                where: dict[str, Any] | None = None, verify: int = 0) -> SearchResults:
@@ -294,7 +321,9 @@ def _why(parts: dict[str, float], matched: list, *, learned: bool = True, words_
         said = f"words: predicted accuracy {parts['words_score']:.2f}" if words_learned else f"words score {parts['words_score']:.2f}"
         bits.append(f"{said} (card text {parts['text_similarity']:.2f}"
                     + (f", named classes vs label names {f['label_match']:.2f}" if f.get("has_labels") else "")
-                    + (f", vs concepts found by probing {f['concept_words']:.2f}" if f.get("is_text") else "") + ")")
+                    + (f", vs concepts found by probing {f['concept_words']:.2f}" if f.get("is_text") else "")
+                    + (f", decisions agree with the named classes' {f['kernel_classes']:.2f}" if f.get("kernel_classes") else "")
+                    + ")")
     if len(parts.get("shares", {})) > 1:
         bits.append("shares " + ", ".join(f"{name} {share:.0%}" for name, share in parts["shares"].items()))
     return "; ".join(bits)

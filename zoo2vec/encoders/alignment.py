@@ -22,8 +22,10 @@ output is mapped to a predicted accuracy (TEMPERATURE * s + offset), so scores r
 The words scorer ("words-1", `zoo2vec train-words`) is the same kind of scorer for a sentence instead of
 labelled samples: one score per (query, model) from WORD_FEATURES, trained on sentences made from the
 meta-training tasks against the same ground truth. Its features group into the components a result's
-shares report: the card, the concepts probing found (and the label names), and a prior (how the model
-behaves on the probe set, how many classes it has).
+shares report: the card, the concepts probing found (and the label names), the model's decisions (the
+named classes, embedded where the words reach the probe space, become a pseudo-task whose decisions on
+the probe set are compared with the model's by kernel alignment), and a prior (how the model behaves on
+the probe set, how many classes it has).
 
 "untrained" is the score of know2vec-0: the mean of kernel alignment and concept match.
 Checkpoints are JSON, versioned, and record what trained them.
@@ -50,10 +52,11 @@ GROUPS = {  # knowledge components, for the ablation
     "label names": ("label_match", "has_labels"),
     "input contract": ("input_match",),
 }
-WORD_FEATURES = ("card", "label_match", "has_labels", "concept_words", "concept_query", "is_text", "coverage", "surplus",
-                 "confidence", "entropy", "balance")
+WORD_FEATURES = ("card", "label_match", "has_labels", "concept_words", "concept_query", "is_text", "kernel_classes",
+                 "kernel_phrases", "coverage", "surplus", "confidence", "entropy", "balance")
 WORD_COMPONENTS = {"card": ("card",),
                    "concepts": ("label_match", "has_labels", "concept_words", "concept_query", "is_text"),
+                   "decisions": ("kernel_classes", "kernel_phrases"),
                    "prior": ("coverage", "surplus", "confidence", "entropy", "balance")}
 TEMPERATURE = 0.05  # accuracy gap that counts as one unit of score in the listwise target
 DEFAULT = "align-1"
@@ -116,9 +119,11 @@ def classes_named(text: str) -> list[str]:
 
 def word_features(card: float, class_vectors: np.ndarray, query_vector: np.ndarray, n_model_classes: int,
                   confidence: float, entropy: float, mass: np.ndarray, *, label_vectors: np.ndarray | None,
-                  text_prototypes: np.ndarray | None) -> dict[str, float]:
+                  text_prototypes: np.ndarray | None, kernels: tuple[float, float] = (0.0, 0.0)) -> dict[str, float]:
     """Features of one (sentence, model) pair. class_vectors: the classes the sentence names (or the sentence itself),
-    embedded; text_prototypes: a text model's concept prototypes (same sentence space), None for other models."""
+    embedded; text_prototypes: a text model's concept prototypes (same sentence space), None for other models;
+    kernels: kernel alignment of the model's decisions on the probe set with those of the pseudo-tasks whose samples
+    are the class names and the phrases "<purpose>: <class>" (0 where words cannot reach the model's probe space)."""
     calibration = pair_features(0.0, [0.0], n_model_classes, len(class_vectors), confidence, entropy, mass)
     words, query = 0.0, 0.0
     if text_prototypes is not None:
@@ -126,7 +131,8 @@ def word_features(card: float, class_vectors: np.ndarray, query_vector: np.ndarr
         query = float(np.max(text_prototypes @ query_vector))
     return {"card": float(card), "label_match": label_match(class_vectors, label_vectors),
             "has_labels": float(label_vectors is not None), "concept_words": words, "concept_query": query,
-            "is_text": float(text_prototypes is not None),
+            "is_text": float(text_prototypes is not None), "kernel_classes": float(kernels[0]),
+            "kernel_phrases": float(kernels[1]),
             **{k: calibration[k] for k in ("coverage", "surplus", "confidence", "entropy", "balance")}}
 
 

@@ -47,6 +47,18 @@ def embed(name: str, samples) -> np.ndarray:
     raise ConfigError(f"unknown reference encoder {name!r}. Available: {', '.join(ENCODERS)}")
 
 
+def embed_words(name: str, texts) -> np.ndarray | None:
+    """Words embedded into the named reference encoder's space (MiniLM directly, CLIP through its text tower), so a
+    sentence's classes can stand for samples there; None for an encoder words cannot reach (pixels)."""
+    if name == "minilm-v1":
+        return embed_text(texts, memo=True)
+    if name == "clip-v1":
+        from zoo2vec.encoders import clip
+
+        return clip.embed_texts(list(texts))
+    return None
+
+
 def embed_text(texts, *, memo: bool = False) -> np.ndarray:
     """Sentence embeddings for card text and text queries (MiniLM); memo=True for short strings that recur
     (label names), which are then embedded once per process."""

@@ -371,8 +371,8 @@ def _markdown(results: dict, config_name: str) -> str:
                   "not the cards' wording) and the task's classes. hit@3: a model that measured best on the task "
                   "(ties included) is among the first 3, over all models; 'bad cards': over the models whose cards are "
                   "terse, name no labels or describe another dataset, ranked among themselves. zoo2vec = the words "
-                  "scorer (card text, the named classes against label names and probed concepts, a prior from probe "
-                  "behaviour); with samples = the same sentence plus the task's labelled samples.", "",
+                  "scorer (card text; the named classes against label names, probed concepts and, as pseudo-tasks, the "
+                  "models' decisions on the probe set; a prior from probe behaviour); with samples = the same sentence plus the task's labelled samples.", "",
                   "| method | hit@3 | hit@3 bad cards | queries |", "|---|---|---|---|"]
         for m in ("bm25", "card_minilm", "moe", "zoo2vec", "zoo2vec_with_samples"):
             if m in t:

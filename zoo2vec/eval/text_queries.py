@@ -54,7 +54,7 @@ def hit_at(scores: dict[str, float], accuracy: dict[str, float], pool: set[str],
         return None
     top = max(measured.values())
     best = {m for m, a in measured.items() if a >= top - 1e-12}
-    ranked = sorted((m for m in pool if m in scores), key=lambda m: -scores[m])
+    ranked = sorted(sorted(m for m in pool if m in scores), key=lambda m: -scores[m])  # equal scores: by name, every run
     return float(bool(best & set(ranked[:k])))
 
 

@@ -60,6 +60,7 @@ class ModelProfile:
     entropy: float
     input_shape: tuple[int, ...] | None
     encoder: str = ""  # how the concepts were encoded, e.g. "know2vec-1/minilm-v1" (prototypes in that space)
+    modality: str = ""
 
 
 def _rows(column) -> list[np.ndarray]:
@@ -218,7 +219,7 @@ class Catalog:
             "SELECT model_id, label, mass, prototype, label_vector FROM concepts WHERE list_contains(?, model_id)"
             " ORDER BY model_id, idx", params=[ids]).to_arrow_table()
         info = {r[0]: r[1:] for r in self.con.execute(
-            "SELECT model_id, confidence, entropy, input_shape, encoder FROM models WHERE list_contains(?, model_id)", [ids]).fetchall()}
+            "SELECT model_id, confidence, entropy, input_shape, encoder, modality FROM models WHERE list_contains(?, model_id)", [ids]).fetchall()}
         owner = concepts.column("model_id").to_numpy()
         if not len(owner):
             return {}
@@ -233,10 +234,11 @@ class Catalog:
         starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
         for start, stop in zip(starts, np.r_[starts[1:], len(owner)]):
             m = int(owner[start])
-            conf, ent, shape, encoder = info[m]
+            conf, ent, shape, encoder, modality = info[m]
             own = np.stack([vectors[i] for i in vector_row[start:stop]]) if has_vector[start:stop].all() else None
             out[m] = ModelProfile(tuple(labels[start:stop]), mass[start:stop], np.stack(protos[start:stop]), own,
-                                  float(conf or 0.0), float(ent or 0.0), tuple(shape) if shape else None, encoder)
+                                  float(conf or 0.0), float(ent or 0.0), tuple(shape) if shape else None, encoder,
+                                  modality)
         return out
 
     def probe_embeddings(self, probe_set: str, encoder: str) -> np.ndarray:

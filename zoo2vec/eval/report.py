@@ -202,6 +202,8 @@ def _text_queries(zoo, root: Path, work: Path, config: dict, specs, gt, progress
     right = [d == text_queries.DOMAIN[s.dataset] for s, d in zip(held_specs, went)]
     out["moe_routing"] = {"to_own_domain": float(np.mean(right)), "to_general": went.count("general") / len(went),
                           "queries": len(went)}
+    _say(progress, "text queries: the words scorer retrained without each component")
+    out["ablation"] = text_queries.ablation(zoo, root, config, specs, gt, encoder=encoder)
     return out
 
 
@@ -386,6 +388,12 @@ def _markdown(results: dict, config_name: str) -> str:
         if r:
             lines.append(f"The mixture-of-experts encoder routed {r['to_own_domain']:.0%} of the {r['queries']} held-out "
                          f"sentences to their domain's expert ({r['to_general']:.0%} to the general one).")
+        if t.get("ablation"):
+            lines += ["", "The words scorer retrained on the meta-training sentences without each component (or with the "
+                      "MoE encoder's card similarity in place of MiniLM's), held-out sentences:", "",
+                      "| variant | hit@3 | hit@3 bad cards |", "|---|---|---|"]
+            for name, v in t["ablation"].items():
+                lines.append(f"| {name} | {_two(v['hit3'])} | {_two(v['hit3_bad_cards'])} |")
     lines += ["", "## Ablation (held-out tasks)", "",
               "Each learned row is trained on the same meta-training tasks and models as the served checkpoint; "
               "'without X' drops that knowledge component's features (encoders.alignment.GROUPS) and retrains.", "",

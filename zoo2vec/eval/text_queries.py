@@ -244,3 +244,34 @@ def train_encoder(config_name: str = "bench", *, progress: Callable[[str], None]
     return moe.train(pairs, progress=progress, steps=config.get("text_encoder_steps"),
                      trained_on={"config": config["name"], "held_out_datasets": sorted(held),
                                  "datasets": sorted({p[3] for p in pairs})})
+
+
+def ablation(zoo, zoo_root: Path, config: dict, specs, gt, *, encoder=None) -> dict[str, dict]:
+    """The words scorer retrained without each component (alignment.WORD_COMPONENTS), and with the MoE encoder's
+    card similarity in place of MiniLM's: hit@3 on the held-out tasks' sentences, trained on the meta-training ones."""
+    from zoo2vec.encoders import alignment
+    from zoo2vec.eval.align import meta_training_models
+
+    rows = word_rows(zoo, specs)
+    allowed = meta_training_models(zoo_root, config)
+    meta = [s.task_id for s in specs if not s.held_out]
+    held = [s for s in specs if s.held_out]
+    models = set(zoo.models()["name"])
+    bad = bad_card_models(zoo_root) & models
+    variants = {"all components": (rows, alignment.WORD_FEATURES)}
+    for name, dropped in alignment.WORD_COMPONENTS.items():
+        variants[f"without {name}"] = (rows, tuple(f for f in alignment.WORD_FEATURES if f not in dropped))
+    if encoder is not None:
+        rank = moe_ranker({n: c for n, c in cards(zoo_root).items() if n in models}, encoder)
+        swapped = {}
+        for s in specs:
+            sims = rank(query_text(s.dataset, s.classes))
+            swapped[s.task_id] = {m: {**f, "card": sims[m]} for m, f in rows[s.task_id].items()}
+        variants["MoE card similarity"] = (swapped, alignment.WORD_FEATURES)
+    out = {}
+    for name, (table, names) in variants.items():
+        scorer = alignment.fit(word_groups(table, gt, meta, allowed, names), features=names, version=name)
+        by_task = {s.task_id: dict(zip(table[s.task_id], scorer.score_matrix(np.asarray(
+            [[f[n] for n in names] for f in table[s.task_id].values()], dtype=np.float64)))) for s in held}
+        out[name] = evaluate(lambda s: by_task[s.task_id], held, gt, models, bad, with_spec=True)
+    return out

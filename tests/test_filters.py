@@ -16,8 +16,10 @@ def test_values_are_bound_never_spliced():
     ({"colour": "red"}, "unknown filter field 'colour'. Available: name, modality"),
     ({"params": ("~~", 3)}, "unknown operator"),
     ({"params": "big"}, "needs a number"),
-    ({"license": ("<", "mit")}, "needs a numeric field"),
-    ({"tags": ("<", 3)}, "needs a numeric field"),
+    ({"license": ("<", "mit")}, "needs a numeric or date field"),
+    ({"tags": ("<", 3)}, "needs a numeric or date field"),
+    ({"indexed_at": (">=", "yesterday")}, "needs a date like 2026-11-27"),
+    ({"indexed_at": ("contains", "2026")}, "is a date"),
     ({"license": []}, "matches nothing"),
     ({"license": {"a": 1}}, "needs a text value"),
     ("license=mit", "must be a dict"),
@@ -25,6 +27,23 @@ def test_values_are_bound_never_spliced():
 def test_bad_filters_say_what_is_wrong(where, message):
     with pytest.raises(FilterError, match=message):
         to_sql(where)
+
+
+def test_date_indexed_filter_on_a_real_catalog(tiny_zoo_master):
+    """indexed_at takes days or times; a day given with = means that whole day."""
+    import datetime as dt
+
+    import zoo2vec
+
+    zoo = zoo2vec.open(tiny_zoo_master)
+    indexed = zoo.models()["indexed_at"]
+    day = indexed.min().date()
+    everything = len(indexed)
+    assert len(zoo.search(text="digits", k=50, where={"indexed_at": day.isoformat()})) == (indexed.dt.date == day).sum()
+    assert len(zoo.search(text="digits", k=50, where={"indexed_at": (">=", dt.datetime(2000, 1, 1))})) == everything
+    assert len(zoo.search(text="digits", k=50, where={"indexed_at": ("<", "2000-01-01")})) == 0
+    later = (indexed.max() + dt.timedelta(seconds=1)).isoformat()
+    assert len(zoo.search(text="digits", k=50, where=parse([f"indexed_at<{later}"]))) == everything
 
 
 def test_parse_cli_expressions():

@@ -20,12 +20,24 @@ FIELDS = {
     "source": ("source", "str"),
     "tags": ("tags", "list"),
     "labels": ("label_names", "list"),
+    "indexed_at": ("indexed_at", "date"),  # when the model was (last) indexed
 }
 OPERATORS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">=", "in": "IN", "contains": "contains"}
 _ORDERED = {"<", "<=", ">", ">="}
 
 
 def _coerce(field: str, kind: str, value: Any):
+    if kind == "date":
+        import datetime as dt
+
+        if isinstance(value, dt.datetime):
+            return value
+        if isinstance(value, dt.date):
+            return dt.datetime.combine(value, dt.time())
+        try:
+            return dt.datetime.fromisoformat(str(value))
+        except ValueError:
+            raise FilterError(f"filter {field!r} needs a date like 2026-11-27 or 2026-11-27T09:30, got {value!r}") from None
     if kind == "num":
         if isinstance(value, bool):
             raise FilterError(f"filter {field!r} needs a number, got {value!r}")
@@ -57,8 +69,10 @@ def to_sql(where: dict[str, Any] | None) -> tuple[str, list]:
             op, value = "=", cond
         if op not in OPERATORS:
             raise FilterError(f"unknown operator {op!r} for {field!r}. Available: {', '.join(OPERATORS)}")
-        if op in _ORDERED and kind != "num":
-            raise FilterError(f"operator {op!r} needs a numeric field; {field!r} is not (numeric: params)")
+        if op in _ORDERED and kind not in ("num", "date"):
+            raise FilterError(f"operator {op!r} needs a numeric or date field; {field!r} is not (those: params, indexed_at)")
+        if op == "contains" and kind == "date":
+            raise FilterError(f"{field!r} is a date: compare it with =, !=, <, <=, > or >=")
         if op == "in":
             values = [_coerce(field, kind, v) for v in (value if isinstance(value, (list, tuple, set)) else [value])]
             if not values:
@@ -76,6 +90,8 @@ def to_sql(where: dict[str, Any] | None) -> tuple[str, list]:
             clauses.append(("NOT " if op == "!=" else "") + f"list_contains({column}, ?)")
         elif op == "contains":
             clauses.append(f"strpos(lower({column}), lower(?)) > 0")
+        elif kind == "date" and op in ("=", "!=") and value.time() == value.min.time():  # a day: the whole day
+            clauses.append(f"CAST({column} AS DATE) {OPERATORS[op]} CAST(? AS DATE)")
         else:
             clauses.append(f"{column} {OPERATORS[op]} ?")
         params.append(value)
@@ -86,7 +102,7 @@ _EXPR = re.compile(r"^\s*([A-Za-z_]+)\s*(<=|>=|!=|=|<|>|~)\s*(.+?)\s*$")
 
 
 def parse(expressions: list[str]) -> dict[str, Any]:
-    """CLI form: ["license=mit", "params<5e6", "tags=digits", "source~recipe"] into a filter dict."""
+    """CLI form: ["license=mit", "params<5e6", "tags=digits", "source~recipe", "indexed_at>=2026-11-01"] into a dict."""
     where: dict[str, Any] = {}
     for expr in expressions:
         m = _EXPR.match(expr)

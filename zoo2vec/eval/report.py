@@ -181,30 +181,16 @@ def _verify(zoo, specs, gt, *, n: int) -> dict:
 
 
 def _text_queries(zoo, root: Path, work: Path, config: dict, specs, gt, progress) -> dict:
-    """hit@3 of each words method on the held-out tasks' sentences (text_queries.compare), and where the MoE routes them.
-
-    The mixture-of-experts encoder is trained on this config's meta-training zoo the first time (bench: ~3 min) and
-    kept beside the ground truth."""
+    """The text-query benchmark (text_queries.benchmark). The mixture-of-experts encoder is trained on this config's
+    meta-training zoo the first time (bench: ~3 min) and kept beside the ground truth."""
     from zoo2vec.encoders import moe
     from zoo2vec.eval import text_queries
-    from zoo2vec.eval.tasks import held_out_datasets
 
     folder = work / "text-encoder"
     if not (folder / "experts.safetensors").is_file():
         _say(progress, "training the mixture-of-experts text encoder")
-        held = held_out_datasets(config)
-        moe.train(text_queries.training_pairs(root, held), out=folder, steps=config.get("text_encoder_steps"),
-                  progress=progress, trained_on={"config": config["name"], "held_out_datasets": sorted(held)})
-    encoder = moe.load(str(folder))
-    held_specs = [s for s in specs if s.held_out]
-    out = text_queries.compare(zoo, root, held_specs, gt, encoder=encoder)
-    _, went = encoder.encode_routed([text_queries.query_text(s.dataset, s.classes) for s in held_specs])
-    right = [d == text_queries.DOMAIN[s.dataset] for s, d in zip(held_specs, went)]
-    out["moe_routing"] = {"to_own_domain": float(np.mean(right)), "to_general": went.count("general") / len(went),
-                          "queries": len(went)}
-    _say(progress, "text queries: the words scorer retrained without each component")
-    out["ablation"] = text_queries.ablation(zoo, root, config, specs, gt, encoder=encoder)
-    return out
+        text_queries.fit_encoder(root, config, out=folder, progress=progress)
+    return text_queries.benchmark(zoo, root, config, specs, gt, encoder=moe.load(str(folder)))
 
 
 def _indexing_cost(root: Path, work: Path) -> dict:

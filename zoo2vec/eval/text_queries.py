@@ -10,6 +10,7 @@ cannot be trusted to find.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -58,14 +59,13 @@ def hit_at(scores: dict[str, float], accuracy: dict[str, float], pool: set[str],
     return float(bool(best & set(ranked[:k])))
 
 
-def evaluate(rank: Callable[[str], dict[str, float]], specs, gt, models: set[str], bad: set[str], *,
-             with_spec: bool = False) -> dict:
-    """hit@3 over all models and over the bad-card models, for a ranker mapping a sentence to {model: score}
-    (with_spec: a ranker of the task spec, for rankers that use the task's samples too)."""
+def evaluate(rank: Callable, specs, gt, models: set[str], bad: set[str]) -> dict:
+    """hit@3 over all models and over the bad-card models, for a ranker mapping a task spec (its sentence, and for
+    some rankers its samples) to {model: score}."""
     every, worse = [], []
     for spec in specs:
         accuracy = gt[gt.task_id == spec.task_id].set_index("model")["accuracy"].to_dict()
-        scores = rank(spec) if with_spec else rank(query_text(spec.dataset, spec.classes))
+        scores = rank(spec)
         for out, pool in ((every, models), (worse, bad)):
             hit = hit_at(scores, accuracy, pool)
             if hit is not None:
@@ -101,8 +101,8 @@ REPHRASE = {
     "banking77": "what does the customer want from their bank", "clinc150": "map a spoken command to an assistant action",
     "goemotions": "which emotion does this comment express",
 }
-TEMPLATES = ("{purpose}: {classes}", "{rephrase}: {classes}", "{rephrase}", "{classes}", "a model that tells {classes} apart", "{kind} classification into {classes}",
-             "{purpose}")
+TEMPLATES = ("{purpose}: {classes}", "{rephrase}: {classes}", "{rephrase}", "{classes}", "a model that tells {classes} apart",
+             "{kind} classification into {classes}", "{purpose}")
 KIND = {"vision": "image", "medical": "medical image", "language": "text"}
 
 
@@ -136,10 +136,15 @@ def training_pairs(zoo_root: Path, held_out: set[str], *, per_model: int = 6, se
     return pairs
 
 
-def word_rows(zoo, specs) -> dict[str, dict[str, dict]]:
-    """The words scorer's features of every model for each task's sentence, from the search path users run."""
+def word_results(zoo, specs) -> dict[str, dict]:
+    """Every model's words-search result for each task's sentence: {task_id: {model: SearchResult}}."""
     n = len(zoo.models())
-    return {s.task_id: {r.name: r.features for r in zoo.search(text=query_text(s.dataset, s.classes), k=n)} for s in specs}
+    return {s.task_id: {r.name: r for r in zoo.search(text=query_text(s.dataset, s.classes), k=n)} for s in specs}
+
+
+def word_rows(found: dict[str, dict]) -> dict[str, dict[str, dict]]:
+    """The words scorer's features from word_results, from the search path users run."""
+    return {task_id: {name: r.features for name, r in results.items()} for task_id, results in found.items()}
 
 
 def word_groups(rows: dict, gt, task_ids, models: set[str], names=None):
@@ -184,7 +189,7 @@ def train_words(config_name: str = "bench", *, out: Path | None = None, progress
     root, config, specs, gt = prepare(config_name, progress=progress)
     meta = [s for s in specs if not s.held_out]
     zoo = zoo2vec.open(root, words=alignment.UNTRAINED)
-    rows = word_rows(zoo, meta)
+    rows = word_rows(word_results(zoo, meta))
     allowed = meta_training_models(root, config)
     scorer = alignment.fit(word_groups(rows, gt, [s.task_id for s in meta], allowed), features=alignment.WORD_FEATURES,
                            version=alignment.WORDS)
@@ -192,86 +197,81 @@ def train_words(config_name: str = "bench", *, out: Path | None = None, progress
     provenance = {"config": config["name"], "tasks": [s.task_id for s in meta], "models": len(allowed),
                   "ground_truth": GROUND_TRUTH_VERSION, "queries": "text_queries.ASK + the task's classes",
                   "fusion_weight": weight, "fusion_tau": taus}
-    scorer = alignment.Alignment(**{**scorer.__dict__, "trained_on": provenance})
+    scorer = dataclasses.replace(scorer, trained_on=provenance)
     out = Path(out) if out else settings.home() / "alignments" / f"{scorer.version}.json"
     scorer.save(out)
     return scorer, out
 
 
-def moe_ranker(zoo_cards: dict[str, ModelCard], encoder) -> Callable[[str], dict[str, float]]:
-    """Cosine of the routed sentence and each routed card passage, both through the mixture-of-experts encoder."""
-    names = list(zoo_cards)
-    vectors = encoder.encode([zoo_cards[n].text() for n in names])
-    return lambda text: dict(zip(names, (vectors @ encoder.encode([text])[0]).tolist()))
+def benchmark(zoo, zoo_root: Path, config: dict, specs, gt, *, encoder=None) -> dict:
+    """hit@3 (all models, bad cards) on the held-out tasks' sentences of BM25, card MiniLM, the MoE encoder, zoo2vec's
+    words search and zoo2vec given the samples too; where the MoE routes them ("moe_routing"); and the words scorer
+    retrained on the meta-training sentences without each component or with the MoE's card similarity ("ablation").
 
-
-def compare(zoo, zoo_root: Path, specs, gt, *, encoder=None) -> dict[str, dict]:
-    """hit@3 (all models, bad cards) of BM25, card MiniLM, the MoE encoder, zoo2vec's words search, and zoo2vec given the
-    task's samples as well as the sentence, over the given tasks."""
+    One words search per sentence serves card MiniLM, zoo2vec and the ablation's features; the MoE encodes each
+    card and each sentence once."""
+    from zoo2vec.encoders import alignment
+    from zoo2vec.eval.align import meta_training_models
     from zoo2vec.eval.tasks import materialize
 
-    found = cards(zoo_root)
     models = set(zoo.models()["name"])
-    found = {n: c for n, c in found.items() if n in models}
     bad = bad_card_models(zoo_root) & models
-    n = len(models)
+    zoo_cards = {n: c for n, c in cards(zoo_root).items() if n in models}
+    held = [s for s in specs if s.held_out]
+    found = word_results(zoo, specs)
+    bm25 = bm25_ranker({n: c.text() for n, c in zoo_cards.items()})
 
-    def search(text, attribute):
-        return {r.name: getattr(r, attribute) for r in zoo.search(text=text, k=n)}
+    def of_search(attribute):
+        return lambda s: {name: getattr(r, attribute) for name, r in found[s.task_id].items()}
 
-    rankers = {"bm25": bm25_ranker({name: c.text() for name, c in found.items()}),
-               "card_minilm": lambda text: search(text, "text_similarity"),
-               "zoo2vec": lambda text: search(text, "score")}
+    rankers = {"bm25": lambda s: bm25(query_text(s.dataset, s.classes)), "card_minilm": of_search("text_similarity"),
+               "zoo2vec": of_search("score"),
+               "zoo2vec_with_samples": lambda s: {r.name: r.score for r in zoo.search(
+                   materialize(s)[0], text=query_text(s.dataset, s.classes), k=len(models))}}
+    rows = word_rows(found)
+    variants = {"all components": (rows, alignment.WORD_FEATURES)}
+    for name, dropped in alignment.WORD_COMPONENTS.items():
+        variants[f"without {name}"] = (rows, tuple(f for f in alignment.WORD_FEATURES if f not in dropped))
+    out = {}
     if encoder is not None:
-        rankers["moe"] = moe_ranker(found, encoder)
-    out = {name: evaluate(rank, specs, gt, models, bad) for name, rank in rankers.items()}
-    out["zoo2vec_with_samples"] = evaluate(
-        lambda s: {r.name: r.score for r in zoo.search(materialize(s)[0], text=query_text(s.dataset, s.classes), k=n)},
-        specs, gt, models, bad, with_spec=True)
+        names = list(zoo_cards)
+        card_vectors = encoder.encode([zoo_cards[n].text() for n in names])
+        query_vectors, went = encoder.encode_routed([query_text(s.dataset, s.classes) for s in specs])
+        moe = {s.task_id: dict(zip(names, (card_vectors @ q).tolist())) for s, q in zip(specs, query_vectors)}
+        rankers["moe"] = lambda s: moe[s.task_id]
+        swapped = {t: {m: {**f, "card": moe[t][m]} for m, f in table.items()} for t, table in rows.items()}
+        variants["MoE card similarity"] = (swapped, alignment.WORD_FEATURES)
+        routed = [d for s, d in zip(specs, went) if s.held_out]
+        out["moe_routing"] = {"to_own_domain": float(np.mean([d == DOMAIN[s.dataset] for s, d in zip(held, routed)])),
+                              "to_general": routed.count("general") / len(routed), "queries": len(routed)}
+    out.update({name: evaluate(rank, held, gt, models, bad) for name, rank in rankers.items()})
+    allowed = meta_training_models(zoo_root, config)
+    meta = [s.task_id for s in specs if not s.held_out]
+    out["ablation"] = {}
+    for name, (table, features) in variants.items():
+        scorer = alignment.fit(word_groups(table, gt, meta, allowed, features), features=features, version=name)
+        scores = {s.task_id: dict(zip(table[s.task_id], scorer.score(list(table[s.task_id].values())))) for s in held}
+        out["ablation"][name] = evaluate(lambda s: scores[s.task_id], held, gt, models, bad)
     return out
 
 
-def train_encoder(config_name: str = "bench", *, progress: Callable[[str], None] | None = None) -> dict:
-    """Train the mixture-of-experts text encoder on the config's meta-training zoo (built and indexed if needed),
-    into the data home's text/<encoder config>/ (`zoo2vec eval` keeps its own beside the ground truth)."""
+def fit_encoder(zoo_root: Path, config: dict, *, out: Path | None = None,
+                progress: Callable[[str], None] | None = None) -> dict:
+    """Train the mixture-of-experts text encoder on pairs from a config's meta-training zoo; returns its sidecar."""
     from zoo2vec.encoders import moe
-    from zoo2vec.eval.align import prepare
     from zoo2vec.eval.tasks import held_out_datasets
 
-    root, config, _, _ = prepare(config_name, progress=progress)
     held = held_out_datasets(config)
-    pairs = training_pairs(root, held)
-    return moe.train(pairs, progress=progress, steps=config.get("text_encoder_steps"),
+    pairs = training_pairs(zoo_root, held)
+    return moe.train(pairs, out=out, progress=progress, steps=config.get("text_encoder_steps"),
                      trained_on={"config": config["name"], "held_out_datasets": sorted(held),
                                  "datasets": sorted({p[3] for p in pairs})})
 
 
-def ablation(zoo, zoo_root: Path, config: dict, specs, gt, *, encoder=None) -> dict[str, dict]:
-    """The words scorer retrained without each component (alignment.WORD_COMPONENTS), and with the MoE encoder's
-    card similarity in place of MiniLM's: hit@3 on the held-out tasks' sentences, trained on the meta-training ones."""
-    from zoo2vec.encoders import alignment
-    from zoo2vec.eval.align import meta_training_models
+def train_encoder(config_name: str = "bench", *, progress: Callable[[str], None] | None = None) -> dict:
+    """`zoo2vec train-text`: the config's zoo built and indexed if needed, the encoder trained into the data home's
+    text/<encoder config>/ (`zoo2vec eval` keeps its own beside the ground truth)."""
+    from zoo2vec.eval.align import prepare
 
-    rows = word_rows(zoo, specs)
-    allowed = meta_training_models(zoo_root, config)
-    meta = [s.task_id for s in specs if not s.held_out]
-    held = [s for s in specs if s.held_out]
-    models = set(zoo.models()["name"])
-    bad = bad_card_models(zoo_root) & models
-    variants = {"all components": (rows, alignment.WORD_FEATURES)}
-    for name, dropped in alignment.WORD_COMPONENTS.items():
-        variants[f"without {name}"] = (rows, tuple(f for f in alignment.WORD_FEATURES if f not in dropped))
-    if encoder is not None:
-        rank = moe_ranker({n: c for n, c in cards(zoo_root).items() if n in models}, encoder)
-        swapped = {}
-        for s in specs:
-            sims = rank(query_text(s.dataset, s.classes))
-            swapped[s.task_id] = {m: {**f, "card": sims[m]} for m, f in rows[s.task_id].items()}
-        variants["MoE card similarity"] = (swapped, alignment.WORD_FEATURES)
-    out = {}
-    for name, (table, names) in variants.items():
-        scorer = alignment.fit(word_groups(table, gt, meta, allowed, names), features=names, version=name)
-        by_task = {s.task_id: dict(zip(table[s.task_id], scorer.score_matrix(np.asarray(
-            [[f[n] for n in names] for f in table[s.task_id].values()], dtype=np.float64)))) for s in held}
-        out[name] = evaluate(lambda s: by_task[s.task_id], held, gt, models, bad, with_spec=True)
-    return out
+    root, config, _, _ = prepare(config_name, progress=progress)
+    return fit_encoder(root, config, progress=progress)

@@ -1,6 +1,6 @@
 """Index snapshots: each indexing run writes a new folder and then swaps a pointer to it.
 
-<zoo>/.zoo2vec/
+<zoo>/.zoo2vec/ (the zoo's state folder, zoo.layout)
     CURRENT                 the id of the snapshot readers use (replaced atomically)
     snapshots/<id>/         catalog.duckdb, task.faiss, card.faiss
     probes/<probe set>/     cached black-box outputs, one .npy per model fingerprint
@@ -17,14 +17,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from zoo2vec.errors import ZooError
+from zoo2vec.zoo.layout import ZooLayout
 
-STATE_DIR = ".zoo2vec"
 KEEP = 3  # snapshots kept, so that a reader that opened an older one can finish
 
 
 class SnapshotStore:
     def __init__(self, zoo_root: Path):
-        self.base = Path(zoo_root) / STATE_DIR
+        self.base = ZooLayout(zoo_root).state
         self.snapshots = self.base / "snapshots"
         self.probes = self.base / "probes"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from zoo2vec.errors import ZooError
+from zoo2vec.zoo.layout import CARD_FILE, card_path
 
 MODALITIES = ("image", "text")
-CARD_FILE = "card.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -21,7 +21,7 @@ class ModelCard:
     terse or wrong, as on real zoos.
 
     `input_shape` (channels, height, width) tells zoo2vec how to feed an image model: float32
-    arrays in [0, 1], NCHW. `adapter` says how to reach the model (see zoo.load_model).
+    arrays in [0, 1], NCHW. `adapter` says how to reach the model (see zoo.adapters).
     """
 
     name: str
@@ -37,20 +37,14 @@ class ModelCard:
     adapter: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not _NAME.match(self.name):
-            raise ZooError(
-                f"bad model name {self.name!r}: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
-            )
+        _check_name(self.name)
         if self.modality not in MODALITIES:
             raise ZooError(f"model {self.name!r}: modality {self.modality!r} is not one of {', '.join(MODALITIES)}")
+        # JSON and callers bring lists and floats; tuples and ints make a loaded card equal to the saved one
         if self.label_names is not None:
             object.__setattr__(self, "label_names", tuple(str(x) for x in self.label_names))
         object.__setattr__(self, "tags", tuple(str(t) for t in self.tags))
-        if self.input_shape is not None:
-            shape = tuple(int(x) for x in self.input_shape)
-            if len(shape) != 3 or min(shape) < 1:
-                raise ZooError(f"model {self.name!r}: input_shape must be (channels, height, width), got {self.input_shape!r}")
-            object.__setattr__(self, "input_shape", shape)
+        object.__setattr__(self, "input_shape", _input_shape(self.name, self.input_shape))
         if self.modality == "image" and self.input_shape is None:
             raise ZooError(f"image model {self.name!r} needs input_shape (channels, height, width) in its card")
         if self.params is not None:
@@ -83,13 +77,13 @@ class ModelCard:
         return cls(**data)
 
     def save(self, folder: Path) -> Path:
-        path = Path(folder) / CARD_FILE
+        path = card_path(folder)
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
         return path
 
     @classmethod
     def load(cls, folder: Path) -> ModelCard:
-        path = Path(folder) / CARD_FILE
+        path = card_path(folder)
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
@@ -99,3 +93,19 @@ class ModelCard:
         if not isinstance(data, dict):
             raise ZooError(f"{path} must hold a JSON object")
         return cls.from_dict(data)
+
+
+def _check_name(name) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ZooError(
+            f"bad model name {name!r}: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+
+
+def _input_shape(name: str, input_shape) -> tuple[int, int, int] | None:
+    if input_shape is None:
+        return None
+    shape = tuple(int(x) for x in input_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ZooError(f"model {name!r}: input_shape must be (channels, height, width), got {input_shape!r}")
+    return shape

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo2vec.data.images import fit
+from zoo2vec.data.images import resize
 from zoo2vec.data.task import Task
+from zoo2vec.zoo.adapters import load_model
 from zoo2vec.zoo.blackbox import checked_predict
-from zoo2vec.zoo.checkpoint import load_model
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def measure(folder: Path, task: Task, *, timeout_s: float = 120.0) -> Measured:
     t0 = time.perf_counter()
     try:
         model = load_model(folder)
-        inputs = fit(list(task.samples), model.card.input_shape) if task.modality == "image" else list(task.samples)
+        inputs = resize(list(task.samples), model.card.input_shape) if task.modality == "image" else list(task.samples)
         probs = checked_predict(model, inputs, timeout_s=timeout_s)
         accuracy = probe_accuracy(log_features(probs), task.labels)
     except Exception as exc:  # a model that fails verification is reported next to the others  # noqa: BLE001

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from zoo2vec import ModelCard, UntrustedCheckpointError, ZooError
-from zoo2vec.zoo import architectures
+from zoo2vec.zoo import adapters, architectures
+from zoo2vec.zoo.adapters import fingerprint, load_model
+from zoo2vec.zoo.adapters.safetensors import save_model
 from zoo2vec.zoo.blackbox import checked_predict
-from zoo2vec.zoo.checkpoint import fingerprint, load_model, save_model
 
 CARD = ModelCard("tiny-mlp", "image", label_names=["a", "b", "c"], input_shape=(1, 4, 4))
 
@@ -90,3 +91,65 @@ def test_fingerprint_follows_content(tmp_path, module):
     card = ModelCard.load(tmp_path)
     ModelCard.from_dict({**card.to_dict(), "license": "mit"}).save(tmp_path)
     assert fingerprint(tmp_path) != first
+
+
+def test_every_format_of_zoo2vec_is_registered_by_its_module():
+    assert {"safetensors", "torchscript", "pickle", "sentence-transformers", "tflite", "http"} <= set(adapters.available())
+
+
+def test_an_unknown_kind_names_the_available_ones(tmp_path):
+    _write_card(tmp_path, "caffe", "model.caffemodel")
+    with pytest.raises(ZooError, match=r"unknown adapter kind 'caffe'.*Available: .*safetensors.*torchscript"):
+        load_model(tmp_path)
+
+
+PLUGIN = """
+import numpy as np
+
+
+class NumpyLinear:
+    def __init__(self, weights, card):
+        self.weights, self.card = weights, card
+
+    def predict(self, batch):
+        return np.asarray(batch, dtype=np.float32).reshape(len(batch), -1) @ self.weights
+
+
+def load(source):
+    return NumpyLinear(np.load(source.file()), source.card)
+
+
+def impostor(source):
+    raise AssertionError("a plug-in must not replace one of zoo2vec's own formats")
+"""
+
+
+@pytest.fixture
+def plugin_package(tmp_path, monkeypatch):
+    """A real installed distribution (dist-info on sys.path) that adds the 'numpy-linear' format by entry point."""
+    site = tmp_path / "site"
+    (site / "z2v_numpy_format").mkdir(parents=True)
+    (site / "z2v_numpy_format" / "__init__.py").write_text(PLUGIN)
+    info = site / "z2v_numpy_format-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: z2v-numpy-format\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[zoo2vec.adapters]\nnumpy-linear = z2v_numpy_format:load\nsafetensors = z2v_numpy_format:impostor\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(adapters, "_LOADERS", dict(adapters._LOADERS))  # the registry as this test leaves it is dropped
+    monkeypatch.setattr(adapters, "_found", False)
+    return site
+
+
+def test_another_package_adds_a_format_through_the_entry_point_group(tmp_path, plugin_package, module):
+    weights = np.random.default_rng(0).random((16, 3)).astype(np.float32)
+    folder = tmp_path / "plugged"
+    folder.mkdir()
+    np.save(folder / "weights.npy", weights)
+    _write_card(folder, "numpy-linear", "weights.npy")
+    assert "numpy-linear" in adapters.available()
+    out = checked_predict(load_model(folder), _x())
+    assert out.shape == (6, 3) and np.allclose(out.sum(axis=1), 1.0, atol=1e-5)
+    # zoo2vec's own safetensors format is still zoo2vec's
+    save_model(tmp_path / "own", module, CARD, arch="mlp", config={"input_shape": [1, 4, 4], "n_classes": 3, "hidden": [5]})
+    assert np.allclose(checked_predict(load_model(tmp_path / "own"), _x()), _reference(module, _x()), atol=1e-6)

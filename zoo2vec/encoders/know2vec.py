@@ -1,5 +1,5 @@
-"""Know2Vec-style encoders, untrained (version know2vec-0): what a model knows, from its black-box
-outputs on a probe set, and what a task asks, in terms that can be compared.
+"""Know2Vec-style encoders (VERSION know2vec-1): what a model knows, from its black-box outputs on a probe
+set, and what a task asks, in terms that can be compared. Nothing here is trained.
 
 Model side, from P (probe inputs x model classes) and the probe inputs' reference embeddings E:
   - decision structure: the centred kernel K = P~ P~^T the outputs induce on the probe set, sketched
@@ -10,7 +10,8 @@ Model side, from P (probe inputs x model classes) and the probe inputs' referenc
 Task side, from the query samples' reference embeddings: class prototypes, and a nearest-prototype
 classifier applied to the probe set, whose outputs are sketched exactly like a model's.
 
-score = (kernel alignment + concept match) / 2; the learned alignment of the method issue replaces it.
+The untrained score is (kernel alignment + concept match) / 2; the learned alignment (encoders.alignment)
+scores these and more pair features instead.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ TASK_TEMPERATURE = 0.05
 
 @dataclass(frozen=True)
 class ModelKnowledge:
+    """What indexing extracts from one model's probe outputs, to be written to the catalog. Search reads it back
+    in two parts: the kernel vector through FAISS, the rest as an index.catalog.ModelProfile (joined with the
+    card's label names, label embeddings and input shape)."""
+
     kernel_vector: np.ndarray  # (SKETCH_DIM,), unit norm
     concepts: np.ndarray  # (n_classes, d) unit-norm concept prototypes
     concept_mass: np.ndarray  # (n_classes,) mean P(c|x) over the probe set
@@ -36,6 +41,8 @@ class ModelKnowledge:
 
 @dataclass(frozen=True)
 class TaskKnowledge:
+    """The same for a task: its decisions on the probe set (sketched like a model's) and its class prototypes."""
+
     kernel_vector: np.ndarray
     prototypes: np.ndarray  # (n_task_classes, d)
 

@@ -96,41 +96,52 @@ def _pick(dataset: str, n: int, rng) -> list:
     return [data.x[i] for i in idx]
 
 
-def _image_part(part: dict, rng, cfg: dict) -> list[np.ndarray]:
+def _strokes(shape, rng) -> np.ndarray:
+    """A few straight pen strokes, two pixels thick, on a blank image."""
+    img = np.zeros(shape[1:], dtype=np.float32)
+    for _ in range(rng.integers(1, 4)):
+        r0, c0, r1, c1 = rng.integers(3, shape[1] - 3, size=4)
+        steps = max(abs(r1 - r0), abs(c1 - c0)) + 1
+        rr, cc = np.linspace(r0, r1, steps).round().astype(int), np.linspace(c0, c1, steps).round().astype(int)
+        img[rr, cc] = 1.0
+        img[np.clip(rr + 1, 0, shape[1] - 1), cc] = 1.0
+    return np.repeat(img[None], shape[0], axis=0)
+
+
+def _rotate(images, part, rng, n):
     from PIL import Image
 
-    from zoo2vec.data.images import fit
+    angles = rng.uniform(-part["degrees"], part["degrees"], size=n)
+    return [np.stack([np.asarray(Image.fromarray(ch).rotate(a, resample=Image.Resampling.BILINEAR)) for ch in img])
+            for img, a in zip(images, angles)]
+
+
+def _shift(images, part, rng, n):
+    return [np.roll(img, tuple(rng.integers(-part["pixels"], part["pixels"] + 1, size=2)), axis=(1, 2)) for img in images]
+
+
+# image part kinds: made from nothing (one image per call), or transforms of dataset images ("mix" draws twice as many)
+_IMAGE_MADE = {"strokes": _strokes, "blobs": lambda shape, rng: _blobs(shape, rng)}
+_IMAGE_TRANSFORMS = {
+    "dataset": lambda images, part, rng, n: images,
+    "rotate": _rotate,
+    "shift": _shift,
+    "mix": lambda images, part, rng, n: [np.maximum(a, b) * 0.8 for a, b in zip(images[:n], images[n:])],
+    "invert": lambda images, part, rng, n: [1.0 - img for img in images],
+}
+
+
+def _image_part(part: dict, rng, cfg: dict) -> list[np.ndarray]:
+    from zoo2vec.data.images import resize
 
     shape = tuple(cfg["shape"])
     kind, n = part["kind"], part["n"]
-    if kind == "strokes":
-        out = []
-        for _ in range(n):
-            img = np.zeros(shape[1:], dtype=np.float32)
-            for _ in range(rng.integers(1, 4)):
-                r0, c0, r1, c1 = rng.integers(3, shape[1] - 3, size=4)
-                steps = max(abs(r1 - r0), abs(c1 - c0)) + 1
-                rr, cc = np.linspace(r0, r1, steps).round().astype(int), np.linspace(c0, c1, steps).round().astype(int)
-                img[rr, cc] = 1.0
-                img[np.clip(rr + 1, 0, shape[1] - 1), cc] = 1.0
-            out.append(np.repeat(img[None], shape[0], axis=0))
-        return out
-    if kind == "blobs":
-        return [_blobs(shape, rng) for _ in range(n)]
-    images = list(fit(_pick(part["dataset"], n * (2 if kind == "mix" else 1), rng), shape))
-    if kind == "dataset":
-        return images
-    if kind == "rotate":
-        angles = rng.uniform(-part["degrees"], part["degrees"], size=n)
-        return [np.stack([np.asarray(Image.fromarray(ch).rotate(a, resample=Image.Resampling.BILINEAR)) for ch in img])
-                for img, a in zip(images, angles)]
-    if kind == "shift":
-        return [np.roll(img, tuple(rng.integers(-part["pixels"], part["pixels"] + 1, size=2)), axis=(1, 2)) for img in images]
-    if kind == "mix":
-        return [np.maximum(a, b) * 0.8 for a, b in zip(images[:n], images[n:])]
-    if kind == "invert":
-        return [1.0 - img for img in images]
-    raise ConfigError(f"probe set {cfg['name']!r}: unknown image part kind {kind!r}")
+    if kind in _IMAGE_MADE:
+        return [_IMAGE_MADE[kind](shape, rng) for _ in range(n)]
+    if kind not in _IMAGE_TRANSFORMS:
+        raise ConfigError(f"probe set {cfg['name']!r}: unknown image part kind {kind!r}")
+    images = list(resize(_pick(part["dataset"], n * (2 if kind == "mix" else 1), rng), shape))
+    return _IMAGE_TRANSFORMS[kind](images, part, rng, n)
 
 
 def _blobs(shape, rng) -> np.ndarray:
@@ -152,24 +163,40 @@ _PREDICATES = ["was delayed again", "is absolutely wonderful", "needs to be rese
                "made me feel sick", "arrived cold and late", "works better than expected"]
 
 
+def _shuffled(sentences, rng) -> list[str]:
+    out = []
+    for ss in sentences:
+        words = ss[0].split()
+        out.append(" ".join(words[i] for i in rng.permutation(len(words))))
+    return out
+
+
+# text part kinds over the sentences of dataset documents ("mix" draws twice as many documents)
+_TEXT_TRANSFORMS = {
+    "sentence": lambda sentences, rng, n: [ss[rng.integers(len(ss))] for ss in sentences],
+    "mix": lambda sentences, rng, n: [f"{a[0]} {b[min(1, len(b) - 1)]}" for a, b in zip(sentences[:n], sentences[n:])],
+    "shuffle": lambda sentences, rng, n: _shuffled(sentences, rng),
+}
+
+
+def _templates(n: int, rng) -> list[str]:
+    """Everyday sentences outside the news domain: reviews, travel, health, banking."""
+    pool = [f"{s} {p}." for s, p in itertools.product(_SUBJECTS, _PREDICATES)]
+    return [pool[i] for i in rng.choice(len(pool), size=n, replace=n > len(pool))]
+
+
 def _text_part(part: dict, rng, cfg: dict) -> list[str]:
     kind, n = part["kind"], part["n"]
     if kind == "templates":
-        # everyday sentences outside the news domain: reviews, travel, health, banking
-        pool = [f"{s} {p}." for s, p in itertools.product(_SUBJECTS, _PREDICATES)]
-        return [pool[i] for i in rng.choice(len(pool), size=n, replace=n > len(pool))]
+        return _templates(n, rng)
+    if kind != "dataset" and kind not in _TEXT_TRANSFORMS:
+        raise ConfigError(f"probe set {cfg['name']!r}: unknown text part kind {kind!r}")
     docs = _pick(part["dataset"], n * (2 if kind == "mix" else 1), rng)
     if kind == "dataset":
         return [" ".join(d.split()[: part["words"]]) for d in docs]
-    sentences = [[s for s in re.split(r"(?<=[.!?])\s+", " ".join(d.split())) if len(s.split()) > 4] or [d[:200]] for d in docs]
-    if kind == "sentence":
-        return [ss[rng.integers(len(ss))] for ss in sentences]
-    if kind == "mix":
-        return [f"{a[0]} {b[min(1, len(b) - 1)]}" for a, b in zip(sentences[:n], sentences[n:])]
-    if kind == "shuffle":
-        out = []
-        for ss in sentences:
-            words = ss[0].split()
-            out.append(" ".join(words[i] for i in rng.permutation(len(words))))
-        return out
-    raise ConfigError(f"probe set {cfg['name']!r}: unknown text part kind {kind!r}")
+    return _TEXT_TRANSFORMS[kind]([_sentences(d) for d in docs], rng, n)
+
+
+def _sentences(doc: str) -> list[str]:
+    """A document's sentences of more than four words (its first 200 characters when it has none)."""
+    return [s for s in re.split(r"(?<=[.!?])\s+", " ".join(doc.split())) if len(s.split()) > 4] or [doc[:200]]

@@ -50,7 +50,10 @@ class IndexedModel:
 
 @dataclass(frozen=True)
 class ModelProfile:
-    """What probing found a model to know (its concepts, how it behaves on the probe set) and its input contract."""
+    """A model as search reads it back from the catalog: the concepts and calibration of its
+    encoders.know2vec.ModelKnowledge (written at indexing; the kernel vector stays in FAISS) joined with what its card
+    says (label names and their embeddings, input shape) and how it was encoded. Two types because the write side
+    holds what probing measured and the read side what a candidate needs to be scored."""
 
     labels: tuple[str, ...]
     mass: np.ndarray  # (n_classes,) mean P(c|x) over the probe set
@@ -71,6 +74,26 @@ def _rows(column) -> list[np.ndarray]:
     values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
     offsets = column.offsets.to_numpy()
     return np.split(values, offsets[1:-1] - offsets[0]) if len(column) else []
+
+
+MODEL_COLUMNS = ["model_id", "name", "modality", "license", "params", "source", "tags", "label_names", "training_data",
+                 "description", "card", "fingerprint", "probe_set", "encoder", "confidence", "entropy", "input_shape"]
+
+
+def _rows_of(model_id: int, entry: dict) -> tuple[list, list, list]:
+    """One model's row, its vector rows (task kernel, card text) and its concept rows, for put_models."""
+    card, k, label_vectors = entry["card"], entry["knowledge"], entry.get("label_vectors")
+    labels = list(card.label_names) if card.label_names else [f"class {i}" for i in range(len(k.concepts))]
+    model = [model_id, card.name, card.modality, card.license.lower(), card.params, card.source, list(card.tags),
+             list(card.label_names) if card.label_names else None, card.training_data, card.description,
+             json.dumps(card.to_dict()), entry["fingerprint"], entry["probe_set"], entry["encoder"], k.confidence,
+             k.entropy, list(card.input_shape) if card.input_shape else None]
+    vectors = [[model_id, "task", entry["encoder"], np.asarray(k.kernel_vector, dtype=np.float32)],
+               [model_id, "card", "minilm-v1", np.asarray(entry["card_vector"], dtype=np.float32)]]
+    concepts = [[model_id, i, labels[i], float(k.concept_mass[i]), np.asarray(k.concepts[i], dtype=np.float32),
+                 None if label_vectors is None else np.asarray(label_vectors[i], dtype=np.float32)]
+                for i in range(len(k.concepts))]
+    return model, vectors, concepts
 
 
 class Catalog:
@@ -120,8 +143,6 @@ class Catalog:
 
         One transaction and one bulk insert per table: a commit per model made the catalog write cost
         more than most models' forward passes on the probe set."""
-        import pandas as pd
-
         if not entries:
             return []
         con = self.con
@@ -132,35 +153,26 @@ class Catalog:
             for table in ("vectors", "concepts", "models"):
                 con.execute(f"DELETE FROM {table} WHERE list_contains(?, model_id)", [old])
             first = con.execute("SELECT coalesce(max(model_id), -1) + 1 FROM models").fetchone()[0]
-            models, vectors, concepts = [], [], []
-            for model_id, e in enumerate(entries, start=first):
-                card, k, label_vectors = e["card"], e["knowledge"], e.get("label_vectors")
-                labels = list(card.label_names) if card.label_names else [f"class {i}" for i in range(len(k.concepts))]
-                models.append([model_id, card.name, card.modality, card.license.lower(), card.params, card.source,
-                               list(card.tags), list(card.label_names) if card.label_names else None, card.training_data,
-                               card.description, json.dumps(card.to_dict()), e["fingerprint"], e["probe_set"], e["encoder"],
-                               k.confidence, k.entropy, list(card.input_shape) if card.input_shape else None])
-                vectors += [[model_id, "task", e["encoder"], np.asarray(k.kernel_vector, dtype=np.float32)],
-                            [model_id, "card", "minilm-v1", np.asarray(e["card_vector"], dtype=np.float32)]]
-                concepts += [[model_id, i, labels[i], float(k.concept_mass[i]), np.asarray(k.concepts[i], dtype=np.float32),
-                              None if label_vectors is None else np.asarray(label_vectors[i], dtype=np.float32)]
-                             for i in range(len(k.concepts))]
-            model_cols = ["model_id", "name", "modality", "license", "params", "source", "tags", "label_names",
-                          "training_data", "description", "card", "fingerprint", "probe_set", "encoder", "confidence",
-                          "entropy", "input_shape"]
-            # bulk inserts from data frames (DuckDB reads them by name): row-by-row inserts of long vectors are slow
-            new_models = pd.DataFrame(models, columns=model_cols)  # noqa: F841
-            new_vectors = pd.DataFrame(vectors, columns=["model_id", "kind", "version", "vector"])  # noqa: F841
-            new_concepts = pd.DataFrame(concepts, columns=["model_id", "idx", "label", "mass", "prototype", "label_vector"])  # noqa: F841
-            con.execute(f"INSERT INTO models ({', '.join(model_cols)}) SELECT {', '.join(model_cols)} FROM new_models")
-            con.execute("INSERT INTO vectors SELECT model_id, kind, version, vector::FLOAT[] FROM new_vectors")
-            con.execute("INSERT INTO concepts SELECT model_id, idx, label, mass, prototype::FLOAT[], label_vector::FLOAT[]"
-                        " FROM new_concepts")
+            self._insert([_rows_of(model_id, e) for model_id, e in enumerate(entries, start=first)])
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
         return list(range(first, first + len(entries)))
+
+    def _insert(self, rows: list[tuple[list, list, list]]):
+        """Bulk inserts from data frames (DuckDB reads them by name): row-by-row inserts of long vectors are slow."""
+        import pandas as pd
+
+        new_models = pd.DataFrame([r[0] for r in rows], columns=MODEL_COLUMNS)  # noqa: F841
+        new_vectors = pd.DataFrame([v for r in rows for v in r[1]], columns=["model_id", "kind", "version", "vector"])  # noqa: F841
+        new_concepts = pd.DataFrame([c for r in rows for c in r[2]],  # noqa: F841
+                                    columns=["model_id", "idx", "label", "mass", "prototype", "label_vector"])
+        cols = ", ".join(MODEL_COLUMNS)
+        self.con.execute(f"INSERT INTO models ({cols}) SELECT {cols} FROM new_models")
+        self.con.execute("INSERT INTO vectors SELECT model_id, kind, version, vector::FLOAT[] FROM new_vectors")
+        self.con.execute("INSERT INTO concepts SELECT model_id, idx, label, mass, prototype::FLOAT[], "
+                         "label_vector::FLOAT[] FROM new_concepts")
 
     def _delete(self, model_id: int):
         for table in ("vectors", "concepts", "models"):

@@ -26,28 +26,74 @@ OPERATORS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">=", "
 _ORDERED = {"<", "<=", ">", ">="}
 
 
-def _coerce(field: str, kind: str, value: Any):
-    if kind == "date":
-        import datetime as dt
+def _as_date(field: str, value: Any):
+    import datetime as dt
 
-        if isinstance(value, dt.datetime):
-            return value
-        if isinstance(value, dt.date):
-            return dt.datetime.combine(value, dt.time())
-        try:
-            return dt.datetime.fromisoformat(str(value))
-        except ValueError:
-            raise FilterError(f"filter {field!r} needs a date like 2026-11-27 or 2026-11-27T09:30, got {value!r}") from None
-    if kind == "num":
-        if isinstance(value, bool):
-            raise FilterError(f"filter {field!r} needs a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise FilterError(f"filter {field!r} needs a number, got {value!r}") from None
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time())
+    try:
+        return dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        raise FilterError(f"filter {field!r} needs a date like 2026-11-27 or 2026-11-27T09:30, got {value!r}") from None
+
+
+def _as_number(field: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise FilterError(f"filter {field!r} needs a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise FilterError(f"filter {field!r} needs a number, got {value!r}") from None
+
+
+def _as_text(field: str, value: Any) -> str:
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         raise FilterError(f"filter {field!r} needs a text value, got {value!r}")
     return str(value).lower() if field in ("license", "modality") else str(value)
+
+
+_COERCE = {"date": _as_date, "num": _as_number, "str": _as_text, "list": _as_text}
+
+
+def _operator_and_value(field: str, kind: str, cond: Any) -> tuple[str, Any]:
+    """A condition's operator and value: (op, value), a list (any of), or a plain value (equality); checked."""
+    if isinstance(cond, tuple) and len(cond) == 2 and isinstance(cond[0], str):
+        op, value = cond
+    elif isinstance(cond, (list, set, frozenset)):
+        op, value = "in", list(cond)
+    else:
+        op, value = "=", cond
+    if op not in OPERATORS:
+        raise FilterError(f"unknown operator {op!r} for {field!r}. Available: {', '.join(OPERATORS)}")
+    if op in _ORDERED and kind not in ("num", "date"):
+        raise FilterError(f"operator {op!r} needs a numeric or date field; {field!r} is not (those: params, indexed_at)")
+    if op == "contains" and kind == "date":
+        raise FilterError(f"{field!r} is a date: compare it with =, !=, <, <=, > or >=")
+    return op, value
+
+
+def _any_of(field: str, column: str, kind: str, value: Any) -> tuple[str, list]:
+    values = [_COERCE[kind](field, v) for v in (value if isinstance(value, (list, tuple, set)) else [value])]
+    if not values:
+        raise FilterError(f"filter {field!r} in [] matches nothing: give at least one value")
+    if kind == "list":
+        return "(" + " OR ".join(f"list_contains({column}, ?)" for _ in values) + ")", values
+    return f"{column} IN ({', '.join('?' for _ in values)})", values
+
+
+def _compare(field: str, column: str, kind: str, op: str, value: Any) -> str:
+    """The clause for one comparison; the value (already coerced) is bound as its one parameter."""
+    if kind == "list":
+        if op not in ("=", "contains", "!="):
+            raise FilterError(f"{field!r} holds a list: use '=' (contains) or '!=' (does not contain)")
+        return ("NOT " if op == "!=" else "") + f"list_contains({column}, ?)"
+    if op == "contains":
+        return f"strpos(lower({column}), lower(?)) > 0"
+    if kind == "date" and op in ("=", "!=") and value.time() == value.min.time():  # a day: the whole day
+        return f"CAST({column} AS DATE) {OPERATORS[op]} CAST(? AS DATE)"
+    return f"{column} {OPERATORS[op]} ?"
 
 
 def to_sql(where: dict[str, Any] | None) -> tuple[str, list]:
@@ -61,40 +107,14 @@ def to_sql(where: dict[str, Any] | None) -> tuple[str, list]:
         if field not in FIELDS:
             raise FilterError(f"unknown filter field {field!r}. Available: {', '.join(FIELDS)}")
         column, kind = FIELDS[field]
-        if isinstance(cond, tuple) and len(cond) == 2 and isinstance(cond[0], str):
-            op, value = cond
-        elif isinstance(cond, (list, set, frozenset)):
-            op, value = "in", list(cond)
-        else:
-            op, value = "=", cond
-        if op not in OPERATORS:
-            raise FilterError(f"unknown operator {op!r} for {field!r}. Available: {', '.join(OPERATORS)}")
-        if op in _ORDERED and kind not in ("num", "date"):
-            raise FilterError(f"operator {op!r} needs a numeric or date field; {field!r} is not (those: params, indexed_at)")
-        if op == "contains" and kind == "date":
-            raise FilterError(f"{field!r} is a date: compare it with =, !=, <, <=, > or >=")
+        op, value = _operator_and_value(field, kind, cond)
         if op == "in":
-            values = [_coerce(field, kind, v) for v in (value if isinstance(value, (list, tuple, set)) else [value])]
-            if not values:
-                raise FilterError(f"filter {field!r} in [] matches nothing: give at least one value")
-            if kind == "list":
-                clauses.append("(" + " OR ".join(f"list_contains({column}, ?)" for _ in values) + ")")
-            else:
-                clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
-            params.extend(values)
-            continue
-        value = _coerce(field, kind, value)
-        if kind == "list":
-            if op not in ("=", "contains", "!="):
-                raise FilterError(f"{field!r} holds a list: use '=' (contains) or '!=' (does not contain)")
-            clauses.append(("NOT " if op == "!=" else "") + f"list_contains({column}, ?)")
-        elif op == "contains":
-            clauses.append(f"strpos(lower({column}), lower(?)) > 0")
-        elif kind == "date" and op in ("=", "!=") and value.time() == value.min.time():  # a day: the whole day
-            clauses.append(f"CAST({column} AS DATE) {OPERATORS[op]} CAST(? AS DATE)")
+            clause, values = _any_of(field, column, kind, value)
         else:
-            clauses.append(f"{column} {OPERATORS[op]} ?")
-        params.append(value)
+            value = _COERCE[kind](field, value)
+            clause, values = _compare(field, column, kind, op, value), [value]
+        clauses.append(clause)
+        params.extend(values)
     return " AND ".join(clauses), params
 
 

@@ -1,7 +1,7 @@
 """The incremental indexing job, in stages that leave files behind:
 
-  discover   model folders under <zoo>/models, each fingerprinted (files + adapter version)
-  probe      black-box outputs on the probe set, cached per fingerprint in .zoo2vec/probes/
+  discover   model folders of the zoo (zoo.layout), each fingerprinted (files + adapter version)
+  probe      black-box outputs on the probe set, cached per fingerprint in the zoo's state folder
   encode     Know2Vec knowledge and card text into the catalog of a new snapshot
   publish    FAISS indexes rebuilt from the catalog, then CURRENT swapped atomically
 
@@ -20,17 +20,18 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo2vec.data.images import fit
+from zoo2vec.data.images import resize
 from zoo2vec.encoders import know2vec, probe_set, reference
 from zoo2vec.errors import ModelFailure, Zoo2VecError, ZooError
 from zoo2vec.index.catalog import SCHEMA_VERSION, Catalog
 from zoo2vec.index.snapshots import SnapshotStore
 from zoo2vec.index.vector_index import VectorIndex
+from zoo2vec.zoo.adapters import fingerprint, load_model
 from zoo2vec.zoo.blackbox import checked_predict
-from zoo2vec.zoo.card import CARD_FILE, ModelCard
-from zoo2vec.zoo.checkpoint import fingerprint, load_model
+from zoo2vec.zoo.card import ModelCard
+from zoo2vec.zoo.layout import ZooLayout
 
-MODELS_DIR = "models"
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -56,67 +57,87 @@ class IndexReport:
         return "\n".join([text] + [f"  failed {name}: {reason}" for name, reason in sorted(self.failed.items())])
 
 
-def discover(zoo_root: Path) -> dict[str, Path]:
-    """Model folders (those holding a card.json) under <zoo>/models, by folder name."""
-    models = Path(zoo_root) / MODELS_DIR
-    if not models.is_dir():
-        raise ZooError(f"{zoo_root} is not a zoo: it has no {MODELS_DIR}/ folder of model folders (each with a {CARD_FILE})")
-    return {p.name: p for p in sorted(models.iterdir()) if p.is_dir() and not p.name.startswith(".") and (p / CARD_FILE).exists()}
-
-
 def probe_set_names(zoo_root: Path) -> dict[str, str]:
-    """Probe set per modality: the zoo's zoo.json may name them ({"probe_sets": {"image": ...}}), else the defaults."""
-    import json
-
+    """Probe set per modality: the zoo's manifest may name them ({"probe_sets": {"image": ...}}), else the defaults."""
     names = {m: probe_set.default_for(m) for m in ("image", "text")}
-    manifest = Path(zoo_root) / "zoo.json"
-    if manifest.exists():
-        names.update(json.loads(manifest.read_text()).get("probe_sets", {}))
+    names.update(ZooLayout(zoo_root).probe_sets())
     for name in names.values():
         probe_set.config(name)  # an unknown name fails here, before any model is probed
     return names
 
 
-def _probe_inputs(card: ModelCard, probes: probe_set.ProbeSet, resized: dict):
-    """The probe inputs in the card's input shape; images are resized once per run and shape (in `resized`)."""
-    if card.modality == "image":
+@dataclass(frozen=True)
+class Encoded:
+    """One freshly probed model, ready for the catalog."""
+
+    card: ModelCard
+    fingerprint: str
+    knowledge: know2vec.ModelKnowledge
+    probe_set: str  # version
+    encoder: str  # Know2Vec version / reference encoder identity
+    seconds: float  # what zoo2vec spent on it, forward passes included, the run's shared set-up not
+
+
+class _ProbeContext:
+    """What one run shares between models: probe sets loaded and embedded once, probe images resized once per shape."""
+
+    def __init__(self, chosen: dict[str, str], catalog: Catalog, store: SnapshotStore, *, timeout_s: float,
+                 trust_pickle: bool):
+        self.chosen, self.catalog, self.store = chosen, catalog, store
+        self.timeout_s, self.trust_pickle = timeout_s, trust_pickle
+        self._identities: dict[str, str] = {}  # probe set -> its reference encoder's identity (which weights, for CLIP)
+        self._loaded: dict[str, tuple[probe_set.ProbeSet, np.ndarray]] = {}
+        self._resized: dict[tuple, np.ndarray] = {}  # (probe set, input shape) -> probe images at that shape
+
+    def stamp(self, modality: str) -> tuple[str, str]:
+        """(probe set version, encoder stamp) a model of this modality is indexed with."""
+        name = self.chosen[modality]
+        if name not in self._identities:
+            self._identities[name] = reference.identity(probe_set.config(name)["reference_encoder"])
+        return probe_set.version(name), f"{know2vec.VERSION}/{self._identities[name]}"
+
+    def probes(self, modality: str) -> tuple[probe_set.ProbeSet, np.ndarray]:
+        """The modality's probe set and its reference embeddings (stored in the catalog the first time)."""
+        name = self.chosen[modality]
+        if name not in self._loaded:
+            probes = probe_set.load(name)
+            embeddings = reference.embed(probes.reference_encoder, probes.inputs)
+            self.catalog.put_probe_embeddings(probe_set.version(name), self._identities[name], embeddings)
+            self._loaded[name] = (probes, embeddings)
+        return self._loaded[name]
+
+    def inputs(self, card: ModelCard, probes: probe_set.ProbeSet):
+        """The probe inputs in the card's input shape (a copy: a model never sees another's mutable batch)."""
+        if card.modality != "image":
+            return list(probes.inputs)
         key = (probes.name, tuple(card.input_shape))
-        if key not in resized:
-            resized[key] = fit(list(probes.inputs), card.input_shape)
-        return resized[key].copy()  # a model never sees another's (mutable) batch
-    return list(probes.inputs)
+        if key not in self._resized:
+            self._resized[key] = resize(list(probes.inputs), card.input_shape)
+        return self._resized[key].copy()
+
+    def outputs(self, folder: Path, card: ModelCard, probes: probe_set.ProbeSet, cache: Path):
+        """The model's outputs on the probe set (cached per fingerprint) and its forward seconds (None when cached)."""
+        if cache.exists():
+            return np.load(cache), None
+        model = load_model(folder, trust_pickle=self.trust_pickle)
+        inputs = self.inputs(card, probes)
+        t0 = time.perf_counter()
+        probs = checked_predict(model, inputs, timeout_s=self.timeout_s)
+        forward = time.perf_counter() - t0
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npy")
+        np.save(tmp, probs)
+        tmp.replace(cache)
+        return probs, forward
 
 
-def _probe(folder: Path, card: ModelCard, probes: probe_set.ProbeSet, cache: Path, resized: dict, *, timeout_s: float,
-           trust_pickle: bool):
-    """The model's outputs on the probe set (from the cache when this fingerprint was probed before) and the
-    seconds its forward passes took (None when cached)."""
-    if cache.exists():
-        return np.load(cache), None
-    model = load_model(folder, trust_pickle=trust_pickle)
-    inputs = _probe_inputs(card, probes, resized)
-    t0 = time.perf_counter()
-    probs = checked_predict(model, inputs, timeout_s=timeout_s)
-    forward = time.perf_counter() - t0
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npy")
-    np.save(tmp, probs)
-    tmp.replace(cache)
-    return probs, forward
-
-
-def run_index(
-    zoo_root: Path,
-    *,
-    timeout_s: float = 120.0,
-    trust_pickle: bool = False,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> IndexReport:
+def run_index(zoo_root: Path, *, timeout_s: float = 120.0, trust_pickle: bool = False,
+              progress: Progress | None = None) -> IndexReport:
     """Bring the zoo's index in step with its model folders; returns what was done."""
     zoo_root = Path(zoo_root)
     store = SnapshotStore(zoo_root)
     started = time.perf_counter()
-    found = discover(zoo_root)
+    found = ZooLayout(zoo_root).discover()
     chosen = probe_set_names(zoo_root)
     with store.lock():
         previous = store.current()
@@ -127,8 +148,8 @@ def run_index(
             if previous is not None and Catalog.schema_of(previous / "catalog.duckdb") == SCHEMA_VERSION:
                 shutil.copy2(previous / "catalog.duckdb", snapshot / "catalog.duckdb")
             with Catalog(snapshot / "catalog.duckdb") as catalog:
-                _update(catalog, found, chosen, store, report, timeout_s=timeout_s, trust_pickle=trust_pickle,
-                        progress=progress)
+                context = _ProbeContext(chosen, catalog, store, timeout_s=timeout_s, trust_pickle=trust_pickle)
+                _update(catalog, found, context, report, progress)
                 catalog.record_snapshot(snapshot.name, len(report.failed))
                 for kind in ("task", "card"):
                     VectorIndex.build(*catalog.vectors(kind)).save(snapshot / f"{kind}.faiss")
@@ -141,16 +162,13 @@ def run_index(
     return report
 
 
-def _update(catalog: Catalog, found: dict[str, Path], chosen: dict[str, str], store: SnapshotStore,
-            report: IndexReport, *, timeout_s: float, trust_pickle: bool, progress):
+def _update(catalog: Catalog, found: dict[str, Path], context: _ProbeContext, report: IndexReport,
+            progress: Progress | None):
     indexed = catalog.indexed()
     for name in sorted(set(indexed) - set(found)):
         catalog.remove_model(name)
         report.removed.append(name)
-    probe_sets: dict[str, tuple[probe_set.ProbeSet, np.ndarray]] = {}
-    references: dict[str, str] = {}  # probe set -> its reference encoder's identity (which weights, for CLIP)
-    resized: dict = {}  # (probe set, input shape) -> probe images at that shape
-    pending = []  # (card, fingerprint, knowledge, probe set version, encoder id)
+    pending: list[Encoded] = []
     runs = []  # probe runs, written with the models (the snapshot is published whole or not at all)
     for i, (name, folder) in enumerate(found.items()):
         if progress:
@@ -159,55 +177,68 @@ def _update(catalog: Catalog, found: dict[str, Path], chosen: dict[str, str], st
         fp = "?"
         try:
             fp = fingerprint(folder)
-            card = ModelCard.load(folder)
-            if card.name != name:
-                raise ZooError(f"folder {name!r} holds a card named {card.name!r}; rename one so they agree")
-            ps_name = chosen[card.modality]
-            ps_version = probe_set.version(ps_name)
-            if ps_name not in references:
-                references[ps_name] = reference.identity(probe_set.config(ps_name)["reference_encoder"])
-            encoder = f"{know2vec.VERSION}/{references[ps_name]}"  # models are stamped with Know2Vec + reference encoder
-            before = indexed.get(name)
-            if before and (before.fingerprint, before.probe_set, before.encoder) == (fp, ps_version, encoder):
-                report.reused.append(name)
-                continue
-            setup = time.perf_counter()
-            if ps_name not in probe_sets:  # once per run and probe set, not charged to the model
-                probes = probe_set.load(ps_name)
-                emb = reference.embed(probes.reference_encoder, probes.inputs)
-                catalog.put_probe_embeddings(ps_version, references[ps_name], emb)
-                probe_sets[ps_name] = (probes, emb)
-            setup = time.perf_counter() - setup
-            probes, emb = probe_sets[ps_name]
-            probs, forward = _probe(folder, card, probes, store.probes / ps_version / f"{name}-{fp}.npy", resized,
-                                    timeout_s=timeout_s, trust_pickle=trust_pickle)
-            pending.append((card, fp, know2vec.encode_model(probs, emb), ps_version, encoder))
-            spent = time.perf_counter() - t0 - setup
-            if forward is not None:
-                report.costs[name] = (forward, spent - forward)
-            runs.append((report.snapshot, name, fp, "ok", "", spent))
+            encoded = _probe_model(name, folder, fp, indexed.get(name), context, report, started=t0)
+            if encoded is not None:
+                pending.append(encoded)
+                runs.append((report.snapshot, name, fp, "ok", "", encoded.seconds))
         except Exception as exc:  # one broken model never stops the run: record it and go on
-            reason = exc.reason if isinstance(exc, ModelFailure) else (
-                str(exc) if isinstance(exc, Zoo2VecError) else f"{type(exc).__name__}: {exc}")
+            reason = _reason(exc)
             report.failed[name] = reason
             runs.append((report.snapshot, name, fp, "failed", reason, time.perf_counter() - t0))
-            # an old entry no longer describes the model in the folder: drop it until it indexes again
-            if name in indexed:
+            if name in indexed:  # an old entry no longer describes the model in the folder: drop it until it indexes again
                 catalog.remove_model(name)
     if pending:
-        t0 = time.perf_counter()
-        card_vectors = reference.embed_text([card.text() for card, *_ in pending])
-        names = sorted({n for card, *_ in pending for n in (card.label_names or ())})
-        label_vector = dict(zip(names, reference.embed_text(names))) if names else {}
-        entries = []
-        for (card, fp, knowledge, ps_version, encoder), card_vector in zip(pending, card_vectors):
-            labels = np.stack([label_vector[n] for n in card.label_names]) if card.label_names else None
-            entries.append(dict(card=card, fingerprint=fp, probe_set=ps_version, encoder=encoder, knowledge=knowledge,
-                                card_vector=card_vector, label_vectors=labels))
-        catalog.put_models(entries)
-        report.probed.extend(card.name for card, *_ in pending)
-        share = (time.perf_counter() - t0) / len(pending)
-        report.costs = {name: (forward, other + share) for name, (forward, other) in report.costs.items()}
+        _encode(catalog, pending, report)
     catalog.record_runs(runs)
     if progress:
         progress("", len(found), len(found))
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ModelFailure):
+        return exc.reason
+    return str(exc) if isinstance(exc, Zoo2VecError) else f"{type(exc).__name__}: {exc}"
+
+
+def _probe_model(name: str, folder: Path, fp: str, before, context: _ProbeContext, report: IndexReport, *,
+                 started: float) -> Encoded | None:
+    """Probe and encode one model; None when its last entry still holds (same files, probe set and encoder).
+    `started`: when the run began on this model (its fingerprint counts towards its cost)."""
+    card = ModelCard.load(folder)
+    if card.name != name:
+        raise ZooError(f"folder {name!r} holds a card named {card.name!r}; rename one so they agree")
+    ps_version, encoder = context.stamp(card.modality)
+    if before and (before.fingerprint, before.probe_set, before.encoder) == (fp, ps_version, encoder):
+        report.reused.append(name)
+        return None
+    setup = time.perf_counter()
+    probes, embeddings = context.probes(card.modality)  # once per run and probe set, not charged to the model
+    setup = time.perf_counter() - setup
+    cache = context.store.probes / ps_version / f"{name}-{fp}.npy"
+    probs, forward = context.outputs(folder, card, probes, cache)
+    knowledge = know2vec.encode_model(probs, embeddings)
+    spent = time.perf_counter() - started - setup
+    if forward is not None:
+        report.costs[name] = (forward, spent - forward)
+    return Encoded(card, fp, knowledge, ps_version, encoder, spent)
+
+
+def _encode(catalog: Catalog, pending: list[Encoded], report: IndexReport):
+    """Card and label-name embeddings for the freshly probed models, then all of them into the catalog at once."""
+    t0 = time.perf_counter()
+    card_vectors = reference.embed_text([e.card.text() for e in pending])
+    label_vectors = _label_vectors([e.card for e in pending])
+    entries = [dict(card=e.card, fingerprint=e.fingerprint, probe_set=e.probe_set, encoder=e.encoder,
+                    knowledge=e.knowledge, card_vector=card_vector, label_vectors=labels)
+               for e, card_vector, labels in zip(pending, card_vectors, label_vectors)]
+    catalog.put_models(entries)
+    report.probed.extend(e.card.name for e in pending)
+    share = (time.perf_counter() - t0) / len(pending)
+    report.costs = {name: (forward, other + share) for name, (forward, other) in report.costs.items()}
+
+
+def _label_vectors(cards: list[ModelCard]) -> list[np.ndarray | None]:
+    """Per card, its label names' sentence embeddings (None when it names none); each distinct name embedded once."""
+    names = sorted({n for card in cards for n in (card.label_names or ())})
+    vector = dict(zip(names, reference.embed_text(names))) if names else {}
+    return [np.stack([vector[n] for n in card.label_names]) if card.label_names else None for card in cards]

@@ -5,7 +5,7 @@
     zoo.search(text="handwritten digit recognition")
 """
 
-from zoo2vec.api import SearchResult, SearchResults, Zoo, open
+from zoo2vec.api import Zoo, open
 from zoo2vec.data.task import Task
 from zoo2vec.errors import (
     ConfigError,
@@ -18,6 +18,7 @@ from zoo2vec.errors import (
     Zoo2VecError,
     ZooError,
 )
+from zoo2vec.search.results import SearchResult, SearchResults
 from zoo2vec.zoo.card import ModelCard
 
 __version__ = "0.1.0"

@@ -63,3 +63,20 @@ def test_missing_zoo_is_explained(monkeypatch, tmp_path):
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     assert not at.exception and "no zoo at" in at.error[0].value
+
+
+def test_sidebar_filters_reach_the_search_and_an_empty_result_is_said(app, tiny_zoo_master):
+    license, tag = "mit", "news"  # in the tiny zoo: bbc-bow-business-tech only
+    app.text_input[0].input("news topic classification")
+    app.multiselect[0].select(license)
+    app.selectbox[1].select(tag)
+    app.number_input[0].set_value(10**9)  # max parameters: above every tiny model
+    app.slider[0].set_value(2)
+    app.button[0].click().run()
+    assert not app.exception and not app.error
+    expected = zoo2vec.open(tiny_zoo_master).search(text="news topic classification", k=2, where={
+        "license": [license], "tags": tag, "params": ("<=", 10**9)})
+    assert list(app.dataframe[0].value["model"]) == [r.name for r in expected] == ["bbc-bow-business-tech"]
+    app.number_input[0].set_value(1)
+    app.button[0].click().run()
+    assert not app.exception and "No model matches these filters." in [w.value for w in app.warning]

@@ -30,3 +30,13 @@ def test_unknown_card_field_and_broken_json(tmp_path):
         ModelCard.load(tmp_path)
     with pytest.raises(ZooError, match="no card.json"):
         ModelCard.load(tmp_path / "nowhere")
+
+
+def test_card_values_are_normalised_and_bad_shapes_named():
+    card = ModelCard("m", "image", label_names=[0, "b"], params=1e6, tags=["x", 2], input_shape=["3", 32, 32.0])
+    assert card.label_names == ("0", "b") and card.params == 1_000_000 and card.tags == ("x", "2")
+    assert card.input_shape == (3, 32, 32)
+    with pytest.raises(ZooError, match=r"input_shape must be \(channels, height, width\), got \(0, 8, 8\)"):
+        ModelCard("m", "image", input_shape=(0, 8, 8))
+    with pytest.raises(ZooError, match="bad model name 3"):
+        ModelCard(3, "text")

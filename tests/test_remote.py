@@ -13,7 +13,7 @@ from zoo2vec.zoo.remote import InferenceServer, RemoteModel
 def _trained_digit_model():
     """A real linear model trained on the 8x8 scikit-learn digits for a few epochs."""
     from zoo2vec.data.datasets import packaged
-    from zoo2vec.zoo.recipes import train_classifier
+    from zoo2vec.train.recipes import train_classifier
 
     data = packaged("sklearn-digits", "train")
     module = architectures.build("linear", {"input_shape": [1, 8, 8], "n_classes": 10})
@@ -42,11 +42,18 @@ class Echo:
         return np.stack([1 / (1 + lengths), lengths / (1 + lengths)], axis=1)
 
 
+class Broken:
+    card = ModelCard("broken", "text", label_names=["a", "b"])
+
+    def predict(self, batch):
+        raise ValueError("weights are missing")
+
+
 @pytest.fixture(scope="module")
 def server():
     local = _trained_digit_model()
     echo = Echo()
-    with InferenceServer([local, Slow(), echo]) as srv:
+    with InferenceServer([local, Slow(), echo, Broken()]) as srv:
         yield srv, local, echo
 
 
@@ -99,3 +106,51 @@ def test_health_endpoint(server):
 
     srv, _, _ = server
     assert httpx.get(f"{srv.url}/v2/health/ready").json() == {"ready": True}
+
+
+def test_served_model_failure_bad_request_and_oversized_input(server):
+    import httpx
+
+    srv, _, echo = server
+    with pytest.raises(ModelFailure, match="HTTP 500.*ValueError: weights are missing"):
+        checked_predict(RemoteModel(srv.url, Broken.card), ["a"])
+    bad = httpx.post(f"{srv.url}/v2/models/echo-text/infer", content=b"not json")
+    assert bad.status_code == 400 and bad.json()["error"].startswith("bad request:")
+    with pytest.raises(ModelFailure, match="one input is larger than max_request_bytes=50"):
+        checked_predict(RemoteModel(srv.url, echo.card, max_request_bytes=50), ["x" * 100])
+
+
+def test_model_metadata_and_unknown_paths(server):
+    import httpx
+
+    srv, _, echo = server
+    assert httpx.get(f"{srv.url}/v2/models/echo-text").json()["name"] == "echo-text"
+    assert httpx.get(f"{srv.url}/v2/models/nobody").status_code == 404
+    assert httpx.post(f"{srv.url}/v2/models/echo-text/explain", content=b"{}").status_code == 404
+
+
+def test_answer_that_is_not_open_inference_protocol_is_a_model_failure():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NotOip(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(200)
+            body = b'{"answer": 1}'
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), NotOip)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        remote = RemoteModel(f"http://127.0.0.1:{httpd.server_address[1]}", Echo.card)
+        with pytest.raises(ModelFailure, match="not an Open Inference Protocol v2 answer"):
+            checked_predict(remote, ["a"])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -96,3 +96,39 @@ def test_path_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(TaskError, match="holds no samples"):
         Task.from_path(tmp_path / "empty")
+
+
+def test_label_names_take_names_or_indices_and_drop_unused_classes():
+    texts = ["good", "bad", "fine"]
+    by_name = Task.from_arrays(texts, ["pos", "neg", "pos"], label_names=["neg", "neutral", "pos"])
+    by_index = Task.from_arrays(texts, np.array([2, 0, 2]), label_names=["neg", "neutral", "pos"])
+    for task in (by_name, by_index):
+        assert task.label_names == ("neg", "pos") and task.labels.tolist() == [1, 0, 1]
+    with pytest.raises(TaskError, match=r"labels \['meh'\] are not in label_names \['neg', 'pos'\]"):
+        Task.from_arrays(texts, ["pos", "meh", "pos"], label_names=["neg", "pos"])
+    with pytest.raises(TaskError, match=r"must lie in 0\.\.1"):
+        Task.from_arrays(texts, [0, 2, 1], label_names=["neg", "pos"])
+
+
+def test_image_layouts_and_non_numeric_pixels():
+    rgba = np.zeros((6, 5, 4), dtype=np.uint8)
+    rgba[..., 0], rgba[..., 3] = 255, 7
+    task = Task.from_arrays([rgba, np.zeros((3, 6, 5))], ["a", "b"])
+    assert task.samples[0].shape == (3, 6, 5) and task.samples[0][0].min() == 1.0 and task.samples[0][1:].max() == 0.0
+    with pytest.raises(TaskError, match="sample 1 has non-numeric dtype"):
+        Task.from_arrays([np.zeros((4, 4)), np.array([["a", "b"], ["c", "d"]], dtype=object)], ["a", "b"])
+
+
+def test_folder_skips_hidden_and_other_files_and_zip_of_class_folders_at_root(tmp_path):
+    root = _image_folder(tmp_path / "task")
+    (root / "cat" / "notes.md").write_text("not a sample")
+    (root / "cat" / ".hidden.png").write_bytes(b"not read")
+    (root / ".cache").mkdir()
+    (root / ".cache" / "x.png").write_bytes(b"not read")
+    (root / "README.txt").write_text("a file at the top is no class")
+    assert len(Task.from_folder(root)) == 4
+    with zipfile.ZipFile(tmp_path / "flat.zip", "w") as z:
+        for label, text in (("pos", "good film"), ("neg", "bad film")):
+            z.writestr(f"{label}/0.txt", text)
+    task = Task.from_path(tmp_path / "flat.zip")
+    assert task.label_names == ("neg", "pos") and task.samples == ("bad film", "good film")

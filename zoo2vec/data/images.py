@@ -9,22 +9,7 @@ from zoo2vec.errors import TaskError
 
 def as_chw(image, where: str = "image") -> np.ndarray:
     """Bring one image (H, W), (H, W, C) or (C, H, W), any numeric range, to float32 (C, H, W) in [0, 1]."""
-    try:
-        x = np.asarray(image)
-    except Exception as exc:  # arbitrary user objects
-        raise TaskError(f"{where} cannot be read as an array: {exc}") from None
-    if x.dtype.kind not in "biuf":
-        raise TaskError(f"{where} has non-numeric dtype {x.dtype}; give pixel values")
-    if x.ndim == 2:
-        x = x[None]
-    elif x.ndim == 3 and x.shape[0] in (1, 3) and x.shape[-1] not in (1, 3, 4):
-        pass
-    elif x.ndim == 3 and x.shape[-1] in (1, 3, 4):
-        x = np.moveaxis(x[..., :3] if x.shape[-1] == 4 else x, -1, 0)
-    else:
-        raise TaskError(
-            f"{where} has shape {x.shape}, which is not an image: expected (H, W), (H, W, C) or (C, H, W) with 1 or 3 channels"
-        )
+    x = _channels_first(_numeric_array(image, where), where)
     if min(x.shape[1:]) < 2:
         raise TaskError(f"{where} has shape {x.shape}: too small to resize (at least 2x2 pixels)")
     x = x.astype(np.float32)
@@ -35,11 +20,36 @@ def as_chw(image, where: str = "image") -> np.ndarray:
     return np.clip(x, 0.0, 1.0)
 
 
+def _numeric_array(image, where: str) -> np.ndarray:
+    try:
+        x = np.asarray(image)
+    except Exception as exc:  # arbitrary user objects
+        raise TaskError(f"{where} cannot be read as an array: {exc}") from None
+    if x.dtype.kind not in "biuf":
+        raise TaskError(f"{where} has non-numeric dtype {x.dtype}; give pixel values")
+    return x
+
+
+def _channels_first(x: np.ndarray, where: str) -> np.ndarray:
+    """(C, H, W) with 1 or 3 channels; an alpha channel is dropped."""
+    if x.ndim == 2:
+        return x[None]
+    # a (3, H, 3) array reads as channels-last: the trailing axis wins a tie
+    if x.ndim == 3 and x.shape[0] in (1, 3) and x.shape[-1] not in (1, 3, 4):
+        return x
+    if x.ndim == 3 and x.shape[-1] in (1, 3, 4):
+        return np.moveaxis(x[..., :3] if x.shape[-1] == 4 else x, -1, 0)
+    raise TaskError(
+        f"{where} has shape {x.shape}, which is not an image: "
+        "expected (H, W), (H, W, C) or (C, H, W) with 1 or 3 channels"
+    )
+
+
 def image_is_8bit(x: np.ndarray) -> bool:
     return float(x.max(initial=0.0)) > 1.0
 
 
-def fit(images, shape) -> np.ndarray:
+def resize(images, shape) -> np.ndarray:
     """Resize a list of (C, H, W) images to `shape` (C, H, W), converting channels; returns (N, C, H, W)."""
     from PIL import Image
 

@@ -59,36 +59,49 @@ class RemoteModel:
     def predict(self, batch) -> np.ndarray:
         import httpx
 
-        outs = []
         endpoint = f"{self.url}/v2/models/{self.model}/infer"
         with httpx.Client(timeout=self.timeout_s) as client:
-            for chunk in self._chunks(batch):
-                body = json.dumps({"inputs": [self._input(chunk)]}).encode()
-                if len(body) > self.max_request_bytes:
-                    raise ModelFailure(self.card.name, f"one input is larger than max_request_bytes={self.max_request_bytes}")
-                try:
-                    with client.stream("POST", endpoint, content=body, headers={"content-type": "application/json"}) as r:
-                        declared = int(r.headers.get("content-length") or 0)
-                        if declared > self.max_response_bytes:
-                            raise ModelFailure(self.card.name, f"response of {declared} bytes exceeds max_response_bytes")
-                        data = bytearray()
-                        for piece in r.iter_bytes():
-                            data += piece
-                            if len(data) > self.max_response_bytes:
-                                raise ModelFailure(self.card.name, "response exceeds max_response_bytes")
-                        if r.status_code != 200:
-                            raise ModelFailure(self.card.name, f"endpoint answered HTTP {r.status_code}: {bytes(data[:200])!r}")
-                except httpx.TimeoutException:
-                    raise ModelFailure(self.card.name, f"endpoint timed out after {self.timeout_s:g} s") from None
-                except httpx.HTTPError as exc:
-                    raise ModelFailure(self.card.name, f"endpoint unreachable: {exc}") from None
-                try:
-                    output = json.loads(data)["outputs"][0]
-                    arr = np.asarray(output["data"], dtype=np.float32).reshape(output["shape"])
-                except (ValueError, KeyError, IndexError, TypeError) as exc:
-                    raise ModelFailure(self.card.name, f"response is not an Open Inference Protocol v2 answer: {exc}") from None
-                outs.append(arr)
+            outs = [self._output(self._post(client, endpoint, self._body(chunk))) for chunk in self._chunks(batch)]
         return np.concatenate(outs) if outs else np.zeros((0, 0), dtype=np.float32)
+
+    def _body(self, chunk) -> bytes:
+        body = json.dumps({"inputs": [self._input(chunk)]}).encode()
+        if len(body) > self.max_request_bytes:
+            raise ModelFailure(self.card.name, f"one input is larger than max_request_bytes={self.max_request_bytes}")
+        return body
+
+    def _post(self, client, endpoint: str, body: bytes) -> bytearray:
+        import httpx
+
+        try:
+            with client.stream("POST", endpoint, content=body, headers={"content-type": "application/json"}) as r:
+                data = self._read_capped(r)
+                if r.status_code != 200:
+                    raise ModelFailure(self.card.name, f"endpoint answered HTTP {r.status_code}: {bytes(data[:200])!r}")
+        except httpx.TimeoutException:
+            raise ModelFailure(self.card.name, f"endpoint timed out after {self.timeout_s:g} s") from None
+        except httpx.HTTPError as exc:
+            raise ModelFailure(self.card.name, f"endpoint unreachable: {exc}") from None
+        return data
+
+    def _read_capped(self, response) -> bytearray:
+        """The response body, read piece by piece so an endpoint cannot fill memory with more than the cap."""
+        declared = int(response.headers.get("content-length") or 0)
+        if declared > self.max_response_bytes:
+            raise ModelFailure(self.card.name, f"response of {declared} bytes exceeds max_response_bytes")
+        data = bytearray()
+        for piece in response.iter_bytes():
+            data += piece
+            if len(data) > self.max_response_bytes:
+                raise ModelFailure(self.card.name, "response exceeds max_response_bytes")
+        return data
+
+    def _output(self, data: bytearray) -> np.ndarray:
+        try:
+            output = json.loads(data)["outputs"][0]
+            return np.asarray(output["data"], dtype=np.float32).reshape(output["shape"])
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise ModelFailure(self.card.name, f"response is not an Open Inference Protocol v2 answer: {exc}") from None
 
 
 class InferenceServer:
@@ -99,57 +112,9 @@ class InferenceServer:
 
     def __init__(self, models, *, host: str = "127.0.0.1", port: int = 0):
         self.models = {m.card.name: m for m in models}
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # the library prints nothing
-                pass
-
-            def _send(self, status: int, payload: dict):
-                body = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):
-                parts = self.path.strip("/").split("/")
-                if parts[:3] == ["v2", "health", "ready"]:
-                    return self._send(200, {"ready": True})
-                if len(parts) == 3 and parts[:2] == ["v2", "models"] and parts[2] in server.models:
-                    card = server.models[parts[2]].card
-                    return self._send(200, {"name": card.name, "platform": "zoo2vec", "inputs": [], "outputs": []})
-                return self._send(404, {"error": f"not found: {self.path}"})
-
-            def do_POST(self):
-                parts = self.path.strip("/").split("/")
-                if len(parts) != 4 or parts[:2] != ["v2", "models"] or parts[3] != "infer":
-                    return self._send(404, {"error": f"not found: {self.path}"})
-                model = server.models.get(parts[2])
-                if model is None:
-                    return self._send(404, {"error": f"unknown model {parts[2]!r}"})
-                try:
-                    length = int(self.headers.get("content-length", 0))
-                    tensor = json.loads(self.rfile.read(length))["inputs"][0]
-                    if tensor["datatype"] == "BYTES":
-                        batch = [str(t) for t in tensor["data"]]
-                    else:
-                        batch = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
-                except (ValueError, KeyError, IndexError, TypeError) as exc:
-                    return self._send(400, {"error": f"bad request: {exc}"})
-                try:
-                    out = np.asarray(model.predict(batch), dtype=np.float32)
-                except Exception as exc:  # the served model's failure goes back to the client as a 500
-                    return self._send(500, {"error": f"{type(exc).__name__}: {exc}"})
-                self._send(200, {
-                    "model_name": model.card.name,
-                    "outputs": [{"name": "probabilities", "shape": list(out.shape), "datatype": "FP32",
-                                 "data": out.ravel().tolist()}],
-                })
-
-        self._httpd = _QuietServer((host, port), Handler)
+        self._httpd = _QuietServer((host, port), _OipHandler)
         self._httpd.daemon_threads = True
+        self._httpd.models = self.models
         self.host, self.port = self._httpd.server_address[:2]
         self.url = f"http://{self.host}:{self.port}"
         self._thread: threading.Thread | None = None
@@ -171,5 +136,59 @@ class InferenceServer:
 
 
 class _QuietServer(ThreadingHTTPServer):
+    models: dict  # name -> black-box model, shared with the InferenceServer that owns this
+
     def handle_error(self, request, client_address):
         """A client that gave up (timeout, size limit) is not an error of the server; print nothing."""
+
+
+class _OipHandler(BaseHTTPRequestHandler):
+    server: _QuietServer
+
+    def log_message(self, *args):  # the library prints nothing
+        pass
+
+    def _send(self, status: int, payload: dict):
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        parts = self.path.strip("/").split("/")
+        if parts[:3] == ["v2", "health", "ready"]:
+            return self._send(200, {"ready": True})
+        if len(parts) == 3 and parts[:2] == ["v2", "models"] and parts[2] in self.server.models:
+            card = self.server.models[parts[2]].card
+            return self._send(200, {"name": card.name, "platform": "zoo2vec", "inputs": [], "outputs": []})
+        return self._send(404, {"error": f"not found: {self.path}"})
+
+    def do_POST(self):
+        parts = self.path.strip("/").split("/")
+        if len(parts) != 4 or parts[:2] != ["v2", "models"] or parts[3] != "infer":
+            return self._send(404, {"error": f"not found: {self.path}"})
+        model = self.server.models.get(parts[2])
+        if model is None:
+            return self._send(404, {"error": f"unknown model {parts[2]!r}"})
+        try:
+            batch = self._read_batch()
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            return self._send(400, {"error": f"bad request: {exc}"})
+        try:
+            out = np.asarray(model.predict(batch), dtype=np.float32)
+        except Exception as exc:  # the served model's failure goes back to the client as a 500
+            return self._send(500, {"error": f"{type(exc).__name__}: {exc}"})
+        self._send(200, {
+            "model_name": model.card.name,
+            "outputs": [{"name": "probabilities", "shape": list(out.shape), "datatype": "FP32",
+                         "data": out.ravel().tolist()}],
+        })
+
+    def _read_batch(self):
+        length = int(self.headers.get("content-length", 0))
+        tensor = json.loads(self.rfile.read(length))["inputs"][0]
+        if tensor["datatype"] == "BYTES":
+            return [str(t) for t in tensor["data"]]
+        return np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])

@@ -38,8 +38,9 @@ def main() -> int:
     import torch
 
     import zoo2vec
+    from zoo2vec.index.snapshots import SnapshotStore
     from zoo2vec.jobs.indexing import run_index
-    from zoo2vec.zoo.demo import build_demo_zoo
+    from zoo2vec.train.demo_zoo import build_demo_zoo
 
     root = home / "zoos" / "demo"
     t0 = time.perf_counter()
@@ -47,7 +48,7 @@ def main() -> int:
     build_s = time.perf_counter() - t0
     report = run_index(root)
     zoo = zoo2vec.open(root)
-    snapshot = root / ".zoo2vec" / "snapshots" / report.snapshot
+    snapshot = SnapshotStore(root).current()  # the one this run published
 
     import subprocess
 

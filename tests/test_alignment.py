@@ -6,6 +6,7 @@ from scipy.stats import kendalltau
 
 from zoo2vec.encoders import alignment
 from zoo2vec.errors import ConfigError
+from zoo2vec.train.alignment import fit
 
 
 def _row(**values):
@@ -33,7 +34,7 @@ def _synthetic_groups(n_tasks=12, n_models=20, seed=0):
 
 def test_fit_learns_which_features_rank_models_and_scores_read_as_accuracies():
     train, test = _synthetic_groups(seed=0), _synthetic_groups(seed=1)
-    scorer = alignment.fit(train, epochs=300)
+    scorer = fit(train, epochs=300)
     taus = [kendalltau(scorer.score_matrix(x), y)[0] for x, y in test]
     assert np.mean(taus) > 0.8
     untrained_taus = [kendalltau(alignment.untrained().score_matrix(x), y)[0] for x, y in test]
@@ -44,7 +45,7 @@ def test_fit_learns_which_features_rank_models_and_scores_read_as_accuracies():
 
 
 def test_checkpoint_round_trip_and_errors(tmp_path, monkeypatch):
-    scorer = alignment.fit(_synthetic_groups(n_tasks=3), epochs=20, trained_on={"tasks": ["a/0"]})
+    scorer = fit(_synthetic_groups(n_tasks=3), epochs=20, trained_on={"tasks": ["a/0"]})
     path = tmp_path / "a.json"
     scorer.save(path)
     again = alignment.load(str(path))

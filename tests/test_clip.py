@@ -5,6 +5,7 @@ import pytest
 
 from zoo2vec.encoders import clip, reference
 from zoo2vec.errors import ConfigError
+from zoo2vec.train import clip as trainer
 
 MICRO = {
     "model": {"embed_dim": 16,
@@ -27,8 +28,27 @@ def _images(n=6, seed=0):
     return list(np.random.default_rng(seed).random((n, 1, 28, 28)).astype(np.float32))
 
 
+def test_trainer_takes_pairs_writes_the_checkpoint_serving_loads(micro):
+    """Synthetic image-caption pairs, no dataset: the trainer knows nothing of where its data comes from."""
+    rng = np.random.default_rng(0)
+    images = clip.pixels(list(rng.random((40, 1, 28, 28)).astype(np.float32)))
+    captions = [f"a picture of {c}" for c in rng.choice(["circles", "stripes"], 40)]
+    sidecar = trainer.train(micro, images, captions, trained_on={"datasets": ["synthetic"]},
+                            zero_shot=lambda config: {"checked": config})
+    assert sidecar["pairs"] == 40 and sidecar["datasets"] == ["synthetic"] and sidecar["zero_shot"] == {"checked": micro}
+    assert json.loads((clip.checkpoint_dir(micro) / "model.json").read_text()) == sidecar
+    assert clip.embed_images(_images(2)).shape == (2, 16)
+    with pytest.raises(ConfigError, match="one caption per image"):
+        trainer.train(micro, images, captions[:3])
+    with pytest.raises(ConfigError, match="unknown CLIP config"):
+        trainer.train("no-such-clip", images, captions)
+
+
+@pytest.mark.shared_data
 def test_self_trained_clip_trains_reports_zero_shot_and_embeds(micro):
-    sidecar = clip.train(micro, held_out={"cifar10"})
+    from zoo2vec.eval import captions
+
+    sidecar = captions.train(micro, held_out={"cifar10"})
     assert set(sidecar["zero_shot"]) == {"fashion-mnist", "pneumoniamnist", "cifar10"}
     assert all(0.0 <= z["accuracy"] <= 1.0 for z in sidecar["zero_shot"].values())
     assert json.loads((clip.checkpoint_dir(micro) / "model.json").read_text())["pairs"] == sidecar["pairs"]
@@ -40,14 +60,16 @@ def test_self_trained_clip_trains_reports_zero_shot_and_embeds(micro):
     before = reference.identity("clip-v1")
     assert before.startswith("clip-v1:self:micro@")
     clip.CONFIGS[micro] = {**MICRO, "seed": 1}
-    clip.train(micro)  # new weights: a new identity, so indexed models are encoded again
+    captions.train(micro)  # new weights: a new identity, so indexed models are encoded again
     after = reference.identity("clip-v1")
     assert after.split("@")[0] == before.split("@")[0] and after != before
 
 
 def test_clip_config_that_touches_a_held_out_dataset_is_refused(micro):
+    from zoo2vec.eval import captions
+
     with pytest.raises(ConfigError, match="held-out"):
-        clip.train(micro, held_out={"breastmnist"})
+        captions.train(micro, held_out={"breastmnist"})
 
 
 def test_missing_weights_say_what_to_do(micro, monkeypatch, tmp_path):

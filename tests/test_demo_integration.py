@@ -34,7 +34,7 @@ def test_demo_builds_and_indexes_every_model(demo):
 
 def _recognises(name: str, classes) -> bool:
     """What the recipe trained the model to tell apart (the truth, whatever its card says)."""
-    from zoo2vec.zoo.demo import RECIPES
+    from zoo2vec.train.demo_zoo import RECIPES
 
     recipe = {r.name: r for r in RECIPES}.get(name)
     if recipe is None:  # the packaged digit-recognizer: all ten digits

@@ -1,8 +1,8 @@
 import pytest
 
 from zoo2vec import ConfigError, ModelCard
-from zoo2vec.zoo.checkpoint import fingerprint, load_model
-from zoo2vec.zoo.demo import RECIPES, build_demo_zoo, demo_size
+from zoo2vec.train.demo_zoo import RECIPES, build_demo_zoo, demo_size
+from zoo2vec.zoo.adapters import fingerprint, load_model
 
 
 def test_recipe_is_deterministic_and_resumable(tmp_path):

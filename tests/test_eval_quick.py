@@ -13,6 +13,7 @@ from zoo2vec.eval.tasks import generate, held_out_datasets, load_config, meta_tr
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.shared_data
 def test_meta_training_tasks_never_come_from_held_out_datasets():
     for name in ("bench", "quick"):
         config = load_config(name)
@@ -25,6 +26,7 @@ def test_meta_training_tasks_never_come_from_held_out_datasets():
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
+    """`zoo2vec eval --quick`, run once; every test that takes it needs the shared datasets (marked so)."""
     out = tmp_path_factory.mktemp("bench-out")
     home = tmp_path_factory.mktemp("home")
     mp = pytest.MonkeyPatch()
@@ -37,6 +39,7 @@ def quick(tmp_path_factory):
         mp.undo()
 
 
+@pytest.mark.shared_data
 def test_results_have_the_agreed_shape(quick):
     out, results, output, _ = quick
     assert "zoo2vec weighted tau" in output
@@ -56,6 +59,7 @@ def test_results_have_the_agreed_shape(quick):
     assert results["scale"]["index"]["2000"]["filtered_1pct_recall_at_10"] == 1.0
 
 
+@pytest.mark.shared_data
 def test_method_issue_sections(quick):
     """Ablation, indexing cost, verification and filtered search are measured and reported."""
     out, results, _, _ = quick
@@ -84,6 +88,7 @@ def test_method_issue_sections(quick):
         assert heading in text
 
 
+@pytest.mark.shared_data
 def test_metrics_follow_from_the_cached_ground_truth(quick):
     """Recompute one held-out task's LogME metrics from the ground-truth file: they must agree."""
     from zoo2vec.eval import metrics
@@ -98,6 +103,7 @@ def test_metrics_follow_from_the_cached_ground_truth(quick):
     assert set(rows.model) <= set(json.loads(path.with_suffix(".json").read_text())["models"])
 
 
+@pytest.mark.shared_data
 def test_a_second_run_reuses_the_ground_truth(quick, monkeypatch):
     """Nothing is measured again when no version changed: the cache is read back as it was written."""
     from zoo2vec.eval import ground_truth
@@ -115,7 +121,7 @@ def test_a_second_run_reuses_the_ground_truth(quick, monkeypatch):
 
 def test_probe_sets_never_draw_from_held_out_datasets():
     from zoo2vec.encoders import probe_set
-    from zoo2vec.zoo.bench import PROBE_SETS
+    from zoo2vec.eval.bench_zoo import PROBE_SETS
 
     held = held_out_datasets(load_config("bench"))
     for name in probe_set.available():

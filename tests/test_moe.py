@@ -5,6 +5,7 @@ import pytest
 
 from zoo2vec.encoders import moe, reference
 from zoo2vec.errors import ConfigError
+from zoo2vec.train import moe as trainer
 
 TEXTS = ["filter junk text messages: ham, spam", "spot pneumonia on chest x-rays", "read handwritten digits"]
 
@@ -45,7 +46,7 @@ def test_training_moves_the_experts_and_the_checkpoint_reloads(tmp_path):
              ("movie reviews: good or bad", "film review sentiment. classes: negative, positive", "language", "imdb"),
              ("chest x-ray pneumonia", "pneumonia detection in chest X-rays", "medical", "pneumonia"),
              ("handwritten numbers", "digit recognition, 28x28 images", "vision", "mnist")]
-    sidecar = moe.train(pairs, out=tmp_path / "moe", steps=3, trained_on={"datasets": ["test"]})
+    sidecar = trainer.train(pairs, out=tmp_path / "moe", steps=3, trained_on={"datasets": ["test"]})
     assert sidecar["pairs"] == 4 and sidecar["settings"]["steps"] == 3 and sidecar["groups"] == sorted(p[3] for p in pairs)
     trained = moe.load(str(tmp_path / "moe"))
     routed, went = trained.encode_routed(TEXTS)
@@ -59,8 +60,8 @@ def test_training_moves_the_experts_and_the_checkpoint_reloads(tmp_path):
 
 def test_bad_training_input(tmp_path):
     with pytest.raises(ConfigError, match="at least two groups"):
-        moe.train([("a", "b", "language", "one")], out=tmp_path)
+        trainer.train([("a", "b", "language", "one")], out=tmp_path)
     with pytest.raises(ConfigError, match="unknown domains"):
-        moe.train([("a", "b", "legal", "one"), ("c", "d", "language", "two")], out=tmp_path)
+        trainer.train([("a", "b", "legal", "one"), ("c", "d", "language", "two")], out=tmp_path)
     with pytest.raises(ConfigError, match="train-text"):
         moe.load(str(tmp_path / "nothing"))

@@ -75,16 +75,6 @@ def test_shares_add_up_and_follow_the_weights():
         == {"card": 1.0, "concepts": 0.0}
 
 
-def test_fuse_weighs_task_and_words():
-    from zoo2vec.api import fuse
-
-    both = {"task_score": 0.8, "words_score": 0.4, "word_shares": {"card": 0.5, "concepts": 0.5}}
-    score, shares = fuse(both, 0.25)
-    assert score == pytest.approx(0.7) and shares == {"task": 0.75, "card": 0.125, "concepts": 0.125}
-    assert fuse({"task_score": 0.8}, 0.25) == (0.8, {"task": 1.0})
-    assert fuse({"words_score": 0.4, "word_shares": {"card": 1.0}}, 0.25) == (0.4, {"card": 1.0})
-
-
 def test_a_text_model_with_an_empty_card_is_found_by_what_it_does(tiny_zoo):
     """Blank a news model's card (no description, tags or labels): words still reach it through its probed concepts."""
     folder = tiny_zoo / "models" / "bbc-bow"
@@ -117,6 +107,7 @@ def test_hit_at_counts_ties_and_keeps_to_the_pool():
     assert text_queries.hit_at(scores, accuracy, {"e"}) is None
 
 
+@pytest.mark.shared_data
 def test_training_pairs_leave_out_held_out_datasets_and_misleading_cards(tmp_path):
     root = tmp_path / "zoo"
     made = {"a": ("mnist", "complete"), "b": ("fashion-mnist", "complete"), "c": ("ag-news", "misleading"),

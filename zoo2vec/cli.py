@@ -1,4 +1,5 @@
-"""zoo2vec demo | index | search | models | serve."""
+"""The console verbs: demo | index | search | models | serve (use); eval (the benchmark); train-align | train-words |
+train-clip | train-text (trainers of what search loads)."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def _index(root: Path, timeout: float, trust_pickle: bool):
 def _build_demo(root: Path):
     from tqdm import tqdm
 
-    from zoo2vec.zoo.demo import build_demo_zoo, demo_size
+    from zoo2vec.train.demo_zoo import build_demo_zoo, demo_size
 
     with tqdm(total=demo_size(), unit="model", desc="training demo zoo", file=sys.stderr) as bar:
         def progress(name):
@@ -167,8 +168,6 @@ def models(zoo_path, failed):
 @click.option("--study", is_flag=True, help="Instead: compare probe-set sizes and reference encoders (bench/STUDY.md).")
 def eval_(quick, out_dir, fresh, study):
     """Benchmark: build the bench zoo, measure ground truth, compare zoo2vec with every baseline."""
-    from zoo2vec.eval.report import run
-
     if study:
         from zoo2vec.eval import study as probe_study
 
@@ -176,8 +175,12 @@ def eval_(quick, out_dir, fresh, study):
         click.echo(f"wrote {out_dir / 'STUDY.md'}")
         return
 
-    results = run("quick" if quick else "bench", out_dir=out_dir, fresh=fresh,
-                  progress=lambda text: click.echo(text, err=True))
+    from zoo2vec.eval import report
+    from zoo2vec.eval.run import run
+
+    config_name = "quick" if quick else "bench"
+    results = run(config_name, fresh=fresh, progress=lambda text: click.echo(text, err=True))
+    report.write(results, out_dir, config_name)
     ours, logme = results["held_out"]["zoo2vec"], results["held_out"]["logme"]
     click.echo(f"zoo2vec weighted tau {ours['weighted_tau']:.3f} (LogME {logme['weighted_tau']:.3f}), "
                f"top-3 {ours['top3']:.2f}; wrote {out_dir / 'RESULTS.md'}")
@@ -206,10 +209,11 @@ def train_align(config_name, out, hidden):
 def train_clip(config_name):
     """Train zoo2vec's own small CLIP on meta-training image-caption pairs (no held-out dataset)."""
     from zoo2vec.encoders import clip
+    from zoo2vec.eval import captions
     from zoo2vec.eval.tasks import held_out_datasets, load_config
 
-    sidecar = clip.train(config_name, held_out=held_out_datasets(load_config("bench")),
-                         progress=lambda text: click.echo(text, err=True))
+    sidecar = captions.train(config_name, held_out=held_out_datasets(load_config("bench")),
+                             progress=lambda text: click.echo(text, err=True))
     click.echo(f"trained {config_name} on {sidecar['pairs']} image-caption pairs in {sidecar['seconds']:.0f} s; "
                f"wrote {clip.checkpoint_dir(config_name)}")
     for dataset, z in sidecar["zero_shot"].items():

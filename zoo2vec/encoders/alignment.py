@@ -15,9 +15,10 @@ Pair features (all from stored model knowledge and the encoded task; no model is
 
 A scorer is a linear layer on standardised features (hidden = 0, what leave-one-dataset-out CV chose;
 a small MLP with hidden > 0 overfits the 45 meta-training tasks), trained by
-`zoo2vec train-align` on meta-training tasks with a listwise loss (ListNet: the measured accuracies'
-softmax against the scores') plus a contrastive one (the truly best model against the rest). Its
-output is mapped to a predicted accuracy (TEMPERATURE * s + offset), so scores read as accuracies.
+`zoo2vec train-align` (train.alignment.fit) on meta-training tasks with a listwise loss (ListNet: the
+measured accuracies' softmax against the scores') plus a contrastive one (the truly best model against
+the rest). Its output is mapped to a predicted accuracy (TEMPERATURE * s + offset), so scores read as
+accuracies. This module only computes features, loads checkpoints and scores.
 
 The words scorer ("words-1", `zoo2vec train-words`) is the same kind of scorer for a sentence instead of
 labelled samples: one score per (query, model) from WORD_FEATURES, trained on sentences made from the
@@ -214,10 +215,16 @@ def untrained() -> Alignment:
     return Alignment(version=UNTRAINED)
 
 
+# the two kinds of scorer: (setting, packaged default, command that trains one, what it is called)
+_KINDS = {False: ("ZOO2VEC_ALIGN", DEFAULT, "train-align", "alignment"),
+          True: ("ZOO2VEC_WORDS", WORDS, "train-words", "words scorer")}
+
+
 def load(name: str | None = None, *, words: bool = False) -> Alignment:
     """The alignment named (a path to a checkpoint, 'untrained', or a packaged version); default $ZOO2VEC_ALIGN, else
     align-1. words=True: the words scorer, default $ZOO2VEC_WORDS, else words-1 ('untrained' is the card's similarity)."""
-    name = name or os.environ.get("ZOO2VEC_WORDS" if words else "ZOO2VEC_ALIGN") or (WORDS if words else DEFAULT)
+    setting, default, command, called = _KINDS[words]
+    name = name or os.environ.get(setting) or default
     if name == UNTRAINED:
         return Alignment(version=UNTRAINED, features=WORD_FEATURES) if words else untrained()
     packaged = resources.files(__package__).joinpath("alignments").joinpath(f"{name}.json")
@@ -226,44 +233,5 @@ def load(name: str | None = None, *, words: bool = False) -> Alignment:
     path = Path(name).expanduser()
     if path.is_file():
         return Alignment.from_json(path.read_text(), str(path))
-    command, packaged = ("train-words", WORDS) if words else ("train-align", DEFAULT)
-    raise ConfigError(f"no {'words scorer' if words else 'alignment'} checkpoint {name!r}: give a path to one written by "
-                      f"`zoo2vec {command}`, '{UNTRAINED}', or a packaged version ({packaged})")
-
-
-def fit(groups: list[tuple[np.ndarray, np.ndarray]], *, features: tuple[str, ...] = FEATURES, hidden: int = 0,
-        epochs: int = 400, l2: float = 1e-3, contrastive: float = 0.5, seed: int = 0, version: str = DEFAULT,
-        trained_on: dict | None = None) -> Alignment:
-    """Train a scorer on groups of (features (n, len(features)), measured accuracy (n,)), one group per task."""
-    import torch
-
-    if not groups:
-        raise ConfigError("no meta-training tasks to learn the alignment from")
-    torch.manual_seed(seed)
-    all_x = np.concatenate([x for x, _ in groups])
-    mean, scale = all_x.mean(axis=0), np.maximum(all_x.std(axis=0), 1e-6)
-    xs = [torch.tensor((x - mean) / scale, dtype=torch.float32) for x, _ in groups]
-    ys = [torch.tensor(y, dtype=torch.float32) for _, y in groups]
-    f = len(features)
-    net = (torch.nn.Sequential(torch.nn.Linear(f, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
-           if hidden else torch.nn.Linear(f, 1))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2, weight_decay=l2)
-    for _ in range(epochs):
-        opt.zero_grad()
-        loss = torch.zeros(())
-        for x, y in zip(xs, ys):
-            s = net(x)[:, 0]
-            log_p = torch.log_softmax(s, dim=0)
-            listwise = -(torch.softmax(y / TEMPERATURE, dim=0) * log_p).sum()
-            best = -log_p[y == y.max()].mean()  # InfoNCE: the truly best model(s) against the rest
-            loss = loss + listwise + contrastive * best
-        (loss / len(xs)).backward()
-        opt.step()
-    modules = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
-    layers = tuple((m.weight.detach().numpy().T.astype(np.float64), m.bias.detach().numpy().astype(np.float64)) for m in modules)
-    raw = Alignment(version=version, features=tuple(features), mean=mean, scale=scale, layers=layers)
-    # place the scores on the accuracy scale: the offset that makes their mean error zero
-    pred = np.concatenate([raw.score_matrix(x) for x, _ in groups])
-    offset = float(np.mean(np.concatenate([y for _, y in groups]) - pred))
-    return Alignment(version=version, features=tuple(features), mean=mean, scale=scale, layers=layers, offset=offset,
-                     trained_on=trained_on or {})
+    raise ConfigError(f"no {called} checkpoint {name!r}: give a path to one written by `zoo2vec {command}`, "
+                      f"'{UNTRAINED}', or a packaged version ({default})")

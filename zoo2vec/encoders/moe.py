@@ -2,22 +2,18 @@
 
 After "Contrastive Learning and Mixture of Experts Enables Precise Vector Embeddings": the MiniLM backbone,
 with the feed-forward block of its last layer(s) copied into one expert per domain (vision, language,
-medical, general). Training routes each text to its domain's expert (enforced routing) and learns the
-experts with the multiple-negatives ranking loss on (query, card) pairs, the other pairs of a batch being
-the negatives; a small router learns the same domains from the hidden state, and routes at search time
-(to "general" when it is unsure). Before training every expert is the original block, so the encoder
-starts exactly as MiniLM.
+medical, general). A small router picks the expert from the hidden state at search time (the "general"
+one when it is unsure); given domains enforce the routing. Before training every expert is the original
+block, so the encoder starts exactly as MiniLM; train.moe learns experts and router (`zoo2vec train-text`).
 
-The checkpoint holds only what differs from MiniLM (experts and router), under
-$ZOO2VEC_HOME/text/<config>/, with a JSON sidecar saying what trained it.
+This module builds the encoder, encodes, and loads a checkpoint: only what differs from MiniLM (experts and
+router), under $ZOO2VEC_HOME/text/<config>/, with a JSON sidecar saying what trained it.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import time
-from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -101,11 +97,6 @@ class MoEEncoder:
             del layer.intermediate, layer.output
             self.layers.append(layer)
 
-    def trainable(self, lr: float, router_lr: float) -> list[dict]:
-        """Parameter groups: the experts fine-tune from MiniLM's block, the router learns from scratch (faster)."""
-        experts = [p for layer in self.layers for p in layer.moe_experts.parameters()]
-        return [{"params": experts, "lr": lr}, {"params": list(self.route.router.parameters()), "lr": router_lr}]
-
     def state(self) -> dict:
         state = {f"router.{k}": v for k, v in self.route.router.state_dict().items()}
         for i, layer in zip(self.cfg["expert_layers"], self.layers):
@@ -118,8 +109,9 @@ class MoEEncoder:
             prefix = f"layer{i}."
             layer.moe_experts.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
 
-    def _forward(self, texts, domains):
-        """Mean-pooled unit embeddings, the domains used, and the router's logits; domains=None lets the router route."""
+    def forward(self, texts, domains):
+        """Mean-pooled unit embeddings (with gradients outside inference mode: the trainer's pass), the domain ids
+        used and the router's logits; `domains` (a tensor of domain ids) enforce the routing, None lets the router route."""
         import torch.nn.functional as F
 
         tokens = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.cfg["max_length"],
@@ -147,7 +139,7 @@ class MoEEncoder:
         with torch.inference_mode():
             for s in range(0, len(texts), batch_size):
                 ids = None if domains is None else torch.tensor([DOMAINS.index(d) for d in domains[s : s + batch_size]])
-                emb, used, _ = self._forward(texts[s : s + batch_size], ids)
+                emb, used, _ = self.forward(texts[s : s + batch_size], ids)
                 out.append(emb.numpy())
                 went += [DOMAINS[i] for i in used.tolist()]
         return np.concatenate(out).astype(np.float32), went
@@ -156,63 +148,6 @@ class MoEEncoder:
 def checkpoint_dir(config_name: str = DEFAULT) -> Path:
     return settings.home() / "text" / config_name
 
-
-def train(pairs: list[tuple[str, str, str, str]], config_name: str = DEFAULT, *, out: Path | None = None,
-          steps: int | None = None, trained_on: dict | None = None, progress: Callable[[str], None] | None = None) -> dict:
-    """Learn the experts and the router from (query, positive, domain, group) pairs; returns the sidecar.
-    steps overrides the config's number of training steps.
-
-    A batch takes at most one pair per group (e.g. per dataset), so no in-batch negative is secretly a positive.
-    """
-    import torch
-    import torch.nn.functional as F
-    from safetensors.torch import save_file
-
-    groups: dict[str, list[int]] = {}
-    for i, (*_, group) in enumerate(pairs):
-        groups.setdefault(group, []).append(i)
-    if len(groups) < 2:
-        raise ConfigError("the text encoder needs pairs from at least two groups (in-batch negatives)")
-    unknown = sorted({d for _, _, d, _ in pairs} - set(DOMAINS[:GENERAL]))
-    if unknown:
-        raise ConfigError(f"pairs name unknown domains {unknown}: use {', '.join(DOMAINS[:GENERAL])}")
-    started = time.perf_counter()
-    enc = MoEEncoder(config_name)
-    cfg = enc.cfg
-    torch.manual_seed(cfg["seed"])
-    rng = np.random.default_rng(cfg["seed"])
-    opt = torch.optim.AdamW(enc.trainable(cfg["lr"], cfg["router_lr"]))
-    enc.model.train()
-    names = sorted(groups)
-    running = []
-    steps = cfg["steps"] if steps is None else steps
-    for step in range(steps):
-        batch = [pairs[groups[g][rng.integers(len(groups[g]))]] for g in names]
-        domains = torch.tensor([DOMAINS.index(d) for _, _, d, _ in batch])
-        routed = torch.where(torch.from_numpy(rng.random(len(batch)) < cfg["general_share"]), GENERAL, domains)
-        q, _, q_logits = enc._forward([b[0] for b in batch], routed)
-        p, _, p_logits = enc._forward([b[1] for b in batch], routed)
-        mnrl = F.cross_entropy(cfg["scale"] * q @ p.T, torch.arange(len(batch)))
-        router = (F.cross_entropy(q_logits, domains) + F.cross_entropy(p_logits, domains)) / 2
-        loss = mnrl + router
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        running.append(mnrl.item())
-        if progress and (step + 1) % 50 == 0:
-            progress(f"step {step + 1}/{steps}: ranking loss {np.mean(running[-50:]):.3f}")
-    enc.model.eval()
-    out = Path(out) if out else checkpoint_dir(config_name)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "experts.tmp.safetensors"
-    save_file({k: v.contiguous() for k, v in enc.state().items()}, str(tmp))
-    tmp.replace(out / "experts.safetensors")
-    sidecar = {"config": config_name, "settings": {**cfg, "steps": steps}, "pairs": len(pairs), "groups": names,
-               "seconds": round(time.perf_counter() - started, 1), "final_ranking_loss": float(np.mean(running[-50:])) if running else None,
-               "trained_on": trained_on or {}}
-    (out / "model.json").write_text(json.dumps(sidecar, indent=1))
-    load.cache_clear()
-    return sidecar
 
 
 @lru_cache(maxsize=2)

@@ -31,9 +31,9 @@ def identity(name: str) -> str:
 def embed(name: str, samples) -> np.ndarray:
     """Embed images ((C, H, W) arrays) or texts with the named reference encoder; rows are unit norm."""
     if name == "pixels-v1":
-        from zoo2vec.data.images import fit
+        from zoo2vec.data.images import resize
 
-        x = fit(list(samples), (1, 16, 16)).reshape(len(samples), -1)
+        x = resize(list(samples), (1, 16, 16)).reshape(len(samples), -1)
         x = x - x.mean(axis=1, keepdims=True)
         return _unit(x)
     if name == "minilm-v1":

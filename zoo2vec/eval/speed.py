@@ -11,6 +11,7 @@ import numpy as np
 from zoo2vec.index.catalog import Catalog
 from zoo2vec.index.snapshots import SnapshotStore
 from zoo2vec.index.vector_index import VectorIndex
+from zoo2vec.zoo.layout import ZooLayout
 
 
 def replicate_zoo(src_root: Path, n_models: int, dst_root: Path) -> Path:
@@ -22,7 +23,7 @@ def replicate_zoo(src_root: Path, n_models: int, dst_root: Path) -> Path:
     src = SnapshotStore(src_root).current()
     dst = SnapshotStore(dst_root)
     shutil.rmtree(dst.base, ignore_errors=True)
-    (Path(dst_root) / "models").mkdir(parents=True, exist_ok=True)
+    ZooLayout(dst_root).models.mkdir(parents=True, exist_ok=True)
     snap = dst.create()
     shutil.copy2(src / "catalog.duckdb", snap / "catalog.duckdb")
     with Catalog(snap / "catalog.duckdb") as cat:

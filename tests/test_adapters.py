@@ -126,7 +126,8 @@ def impostor(source):
 
 @pytest.fixture
 def plugin_package(tmp_path, monkeypatch):
-    """A real installed distribution (dist-info on sys.path) that adds the 'numpy-linear' format by entry point."""
+    """A real installed distribution (dist-info on sys.path) that adds the 'numpy-linear' format by entry point, tries
+    to replace zoo2vec's safetensors format, and names a 'broken-format' whose module does not exist."""
     site = tmp_path / "site"
     (site / "z2v_numpy_format").mkdir(parents=True)
     (site / "z2v_numpy_format" / "__init__.py").write_text(PLUGIN)
@@ -134,10 +135,9 @@ def plugin_package(tmp_path, monkeypatch):
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: z2v-numpy-format\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(
-        "[zoo2vec.adapters]\nnumpy-linear = z2v_numpy_format:load\nsafetensors = z2v_numpy_format:impostor\n")
+        "[zoo2vec.adapters]\nnumpy-linear = z2v_numpy_format:load\nsafetensors = z2v_numpy_format:impostor\n"
+        "broken-format = z2v_numpy_format_missing:load\n")
     monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setattr(adapters, "_LOADERS", dict(adapters._LOADERS))  # the registry as this test leaves it is dropped
-    monkeypatch.setattr(adapters, "_found", False)
     return site
 
 
@@ -153,3 +153,13 @@ def test_another_package_adds_a_format_through_the_entry_point_group(tmp_path, p
     # zoo2vec's own safetensors format is still zoo2vec's
     save_model(tmp_path / "own", module, CARD, arch="mlp", config={"input_shape": [1, 4, 4], "n_classes": 3, "hidden": [5]})
     assert np.allclose(checked_predict(load_model(tmp_path / "own"), _x()), _reference(module, _x()), atol=1e-6)
+
+
+def test_a_broken_plug_in_fails_only_its_own_format(tmp_path, plugin_package, module):
+    assert "broken-format" in adapters.available()
+    (tmp_path / "broken").mkdir()
+    _write_card(tmp_path / "broken", "broken-format", "weights.npy")
+    with pytest.raises(ZooError, match=r"plug-in for 'broken-format' \(z2v_numpy_format_missing:load\) does not load"):
+        load_model(tmp_path / "broken")
+    save_model(tmp_path / "own", module, CARD, arch="mlp", config={"input_shape": [1, 4, 4], "n_classes": 3, "hidden": [5]})
+    assert load_model(tmp_path / "own").card.adapter["kind"] == "safetensors"

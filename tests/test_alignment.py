@@ -7,6 +7,7 @@ from scipy.stats import kendalltau
 from zoo2vec.encoders import alignment
 from zoo2vec.errors import ConfigError
 from zoo2vec.train.alignment import fit
+from zoo2vec.zoo.layout import ZooLayout
 
 
 def _row(**values):
@@ -92,5 +93,5 @@ def test_meta_training_models_leave_out_models_of_held_out_datasets(tmp_path):
 
     truth = {"models": {"a": {"dataset": "mnist"}, "b": {"dataset": "cifar10"}, "c": {"dataset": "sms-spam"},
                         "d": {"dataset": "sst2"}}}
-    (tmp_path / "zoo.json").write_text(json.dumps(truth))
+    ZooLayout(tmp_path).write_manifest(truth)
     assert meta_training_models(tmp_path, load_config("bench")) == {"a", "d"}

@@ -1,6 +1,7 @@
 import pytest
 
 from zoo2vec import ModelCard, ZooError
+from zoo2vec.zoo.layout import card_path
 
 
 def test_round_trip(tmp_path):
@@ -25,7 +26,7 @@ def test_bad_cards_are_refused_with_the_reason(kwargs, message):
 def test_unknown_card_field_and_broken_json(tmp_path):
     with pytest.raises(ZooError, match="unknown card field"):
         ModelCard.from_dict({"name": "m", "modality": "text", "colour": "red"})
-    (tmp_path / "card.json").write_text("{not json")
+    card_path(tmp_path).write_text("{not json")
     with pytest.raises(ZooError, match="not valid JSON"):
         ModelCard.load(tmp_path)
     with pytest.raises(ZooError, match="no card.json"):

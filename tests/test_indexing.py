@@ -9,6 +9,7 @@ from zoo2vec import ModelCard
 from zoo2vec.index.catalog import Catalog
 from zoo2vec.index.snapshots import SnapshotStore
 from zoo2vec.jobs.indexing import run_index
+from zoo2vec.zoo.layout import ZooLayout
 from zoo2vec.zoo.remote import InferenceServer
 
 
@@ -40,7 +41,7 @@ def bad_models():
 
 
 def _add_remote(zoo, server, model, timeout_s=0.5):
-    folder = zoo / "models" / model.card.name
+    folder = ZooLayout(zoo).model_folder(model.card.name)
     folder.mkdir()
     ModelCard.from_dict({**model.card.to_dict(), "adapter": {"kind": "http", "url": server.url, "timeout_s": timeout_s}}).save(folder)
 
@@ -70,9 +71,9 @@ def test_index_records_failures_and_keeps_the_rest(tiny_zoo, bad_models):
 def test_second_run_probes_nothing_and_changes_are_picked_up(tiny_zoo):
     first = run_index(tiny_zoo)
     assert first.probed == [] and len(first.reused) == 5
-    card = ModelCard.load(tiny_zoo / "models" / "bbc-bow")
-    ModelCard.from_dict({**card.to_dict(), "license": "cc-by-4.0"}).save(tiny_zoo / "models" / "bbc-bow")
-    shutil.rmtree(tiny_zoo / "models" / "digits8-linear-parity")
+    card = ModelCard.load(ZooLayout(tiny_zoo).model_folder("bbc-bow"))
+    ModelCard.from_dict({**card.to_dict(), "license": "cc-by-4.0"}).save(ZooLayout(tiny_zoo).model_folder("bbc-bow"))
+    shutil.rmtree(ZooLayout(tiny_zoo).model_folder("digits8-linear-parity"))
     report = run_index(tiny_zoo)
     assert report.probed == ["bbc-bow"] and report.removed == ["digits8-linear-parity"]
     models = zoo2vec.open(tiny_zoo).models().set_index("name")
@@ -80,7 +81,7 @@ def test_second_run_probes_nothing_and_changes_are_picked_up(tiny_zoo):
 
 
 def test_a_model_added_later_is_searchable_without_retraining(tiny_zoo, make_task):
-    src, dst = tiny_zoo / "models" / "digits8-linear", tiny_zoo / "models" / "digits8-linear-copy"
+    src, dst = ZooLayout(tiny_zoo).model_folder("digits8-linear"), ZooLayout(tiny_zoo).model_folder("digits8-linear-copy")
     shutil.copytree(src, dst)
     card = ModelCard.load(dst)
     ModelCard.from_dict({**card.to_dict(), "name": "digits8-linear-copy"}).save(dst)
@@ -99,7 +100,7 @@ def test_a_crash_leaves_the_published_snapshot_untouched(tiny_zoo, monkeypatch):
     before = store.current()
     zoo = zoo2vec.open(tiny_zoo)
     answer = zoo.search(text="news topics", k=3)
-    shutil.rmtree(tiny_zoo / "models" / "bbc-bow")
+    shutil.rmtree(ZooLayout(tiny_zoo).model_folder("bbc-bow"))
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
@@ -116,7 +117,7 @@ def test_a_crash_leaves_the_published_snapshot_untouched(tiny_zoo, monkeypatch):
 def test_readers_switch_to_a_new_snapshot(tiny_zoo):
     zoo = zoo2vec.open(tiny_zoo)
     assert "bbc-bow" in set(zoo.models()["name"])
-    shutil.rmtree(tiny_zoo / "models" / "bbc-bow")
+    shutil.rmtree(ZooLayout(tiny_zoo).model_folder("bbc-bow"))
     run_index(tiny_zoo)
     assert "bbc-bow" not in set(zoo.models()["name"])
 
@@ -148,7 +149,7 @@ def test_not_a_zoo(tmp_path):
 
 
 def test_card_name_must_match_folder(tiny_zoo):
-    src = tiny_zoo / "models" / "bbc-bow"
-    shutil.copytree(src, tiny_zoo / "models" / "bbc-bow-copy")
+    src = ZooLayout(tiny_zoo).model_folder("bbc-bow")
+    shutil.copytree(src, ZooLayout(tiny_zoo).model_folder("bbc-bow-copy"))
     report = run_index(tiny_zoo)
     assert "holds a card named 'bbc-bow'" in report.failed["bbc-bow-copy"]

@@ -4,6 +4,7 @@ import sys
 import pytest
 
 import zoo2vec
+from zoo2vec.zoo.layout import ZooLayout
 
 
 def test_exported_names_are_the_documented_surface():
@@ -44,6 +45,6 @@ def test_open_missing_zoo_says_how_to_build_it():
 
 
 def test_unindexed_zoo_says_how_to_index(tmp_path):
-    (tmp_path / "models").mkdir()
+    ZooLayout(tmp_path).models.mkdir()
     with pytest.raises(zoo2vec.IndexNotBuiltError, match="zoo2vec index"):
         zoo2vec.open(tmp_path).search(text="anything")

@@ -4,6 +4,7 @@ import pytest
 import zoo2vec
 from zoo2vec import FilterError, TaskError
 from zoo2vec.encoders.alignment import FEATURES
+from zoo2vec.zoo.layout import ZooLayout
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,7 @@ def test_task_modality_missing_from_zoo(tiny_zoo, make_task):
     from zoo2vec.jobs.indexing import run_index
 
     for name in ("bbc-bow", "bbc-bow-business-tech"):
-        shutil.rmtree(tiny_zoo / "models" / name)
+        shutil.rmtree(ZooLayout(tiny_zoo).model_folder(name))
     run_index(tiny_zoo)
     with pytest.raises(TaskError, match="no text models"):
         zoo2vec.open(tiny_zoo).search(make_task("bbc-news", ["sport", "tech"], shots=3))

@@ -10,6 +10,7 @@ from zoo2vec.encoders import alignment
 from zoo2vec.errors import ConfigError
 from zoo2vec.eval import text_queries
 from zoo2vec.zoo.card import ModelCard
+from zoo2vec.zoo.layout import ZooLayout, card_path
 
 
 @pytest.mark.parametrize("text, classes", [
@@ -77,8 +78,8 @@ def test_shares_add_up_and_follow_the_weights():
 
 def test_a_text_model_with_an_empty_card_is_found_by_what_it_does(tiny_zoo):
     """Blank a news model's card (no description, tags or labels): words still reach it through its probed concepts."""
-    folder = tiny_zoo / "models" / "bbc-bow"
-    card = json.loads((folder / "card.json").read_text())
+    folder = ZooLayout(tiny_zoo).model_folder("bbc-bow")
+    card = json.loads(card_path(folder).read_text())
     card.update(description="", tags=[], label_names=None, training_data="", name="bbc-bow")
     ModelCard.from_dict(card).save(folder)
     zoo = zoo2vec.open(tiny_zoo)
@@ -114,13 +115,13 @@ def test_training_pairs_leave_out_held_out_datasets_and_misleading_cards(tmp_pat
             "d": ("ag-news", "terse")}
     for name, (dataset, _) in made.items():
         image = "mnist" in dataset
-        (root / "models" / name).mkdir(parents=True)
+        (ZooLayout(root).model_folder(name)).mkdir(parents=True)
         ModelCard(name=name, modality="image" if image else "text", label_names=("x", "y", "z"),
-                  input_shape=(1, 28, 28) if image else None, description=f"{dataset} model").save(root / "models" / name)
-    (root / "zoo.json").write_text(json.dumps({"models": {n: {"dataset": d, "card_style": s} for n, (d, s) in made.items()}}))
+                  input_shape=(1, 28, 28) if image else None, description=f"{dataset} model").save(ZooLayout(root).model_folder(name))
+    ZooLayout(root).write_manifest({"models": {n: {"dataset": d, "card_style": s} for n, (d, s) in made.items()}})
     pairs = text_queries.training_pairs(root, {"fashion-mnist"}, per_model=3)
     assert {p[3] for p in pairs} == {"mnist", "ag-news"} and len(pairs) == 6
     assert {p[2] for p in pairs} == {"vision", "language"}
     assert not any(q.startswith(text_queries.ASK[d]) for q, _, _, d in pairs)  # the evaluation's wording stays unseen
     assert all("misleading" not in p[1] for p in pairs) and {p[1] for p in pairs if p[3] == "ag-news"} == {
-        ModelCard.load(root / "models" / "d").text()}
+        ModelCard.load(ZooLayout(root).model_folder("d")).text()}

@@ -51,7 +51,7 @@ class IndexedModel:
 @dataclass(frozen=True)
 class ModelProfile:
     """A model as search reads it back from the catalog: the concepts and calibration of its
-    encoders.know2vec.ModelKnowledge (written at indexing; the kernel vector stays in FAISS) joined with what its card
+    encoders.know2vec.ModelKnowledge (written at indexing; the kernel vector is searched through FAISS) joined with what its card
     says (label names and their embeddings, input shape) and how it was encoded. Two types because the write side
     holds what probing measured and the read side what a candidate needs to be scored."""
 

@@ -83,7 +83,7 @@ class ZooLayout:
         """Write zoo.json whole (through a temporary file, so a reader never sees half of it)."""
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.manifest_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(manifest, indent=1))
+        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
         tmp.replace(self.manifest_path)
         return self.manifest_path
 

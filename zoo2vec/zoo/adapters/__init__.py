@@ -12,6 +12,7 @@ nothing runs until predict() is called. Adding a format is one new module here (
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import pkgutil
@@ -59,8 +60,7 @@ class ModelSource:
 
 
 Loader = Callable[[ModelSource], BlackBoxModel]
-_LOADERS: dict[str, Loader] = {}
-_found = False  # this package's modules and the entry points have been loaded
+_LOADERS: dict[str, Loader] = {}  # zoo2vec's own formats, filled by this package's modules as they are imported
 
 
 def register(kind: str) -> Callable[[Loader], Loader]:
@@ -73,33 +73,44 @@ def register(kind: str) -> Callable[[Loader], Loader]:
     return add
 
 
-def _find_all():
-    """Import this package's modules (each registers its kinds), then the entry points of other packages."""
-    global _found
-    if _found:
-        return
+def _own() -> dict[str, Loader]:
+    """zoo2vec's own formats: every module of this package, imported (each registers its kinds on import)."""
+    _import_modules()
+    return _LOADERS
+
+
+@functools.cache
+def _import_modules():
     for module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{module.name}")
+
+
+def _plug_ins() -> dict[str, Any]:
+    """Formats other packages add, by kind (entry points, not loaded yet); none replaces one of zoo2vec's own."""
     from importlib.metadata import entry_points
 
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        if point.name not in _LOADERS:  # a format of zoo2vec's own is not replaced by a plug-in of the same name
-            _LOADERS[point.name] = point.load()
-    _found = True
+    return {point.name: point for point in entry_points(group=ENTRY_POINT_GROUP) if point.name not in _own()}
 
 
 def available() -> list[str]:
     """Every adapter kind this installation can load."""
-    _find_all()
-    return sorted(_LOADERS)
+    return sorted({*_own(), *_plug_ins()})
 
 
 def loader_for(kind: str | None, model: str = "?") -> Loader:
-    _find_all()
-    if kind not in _LOADERS:
+    """The loader of a kind. A plug-in is imported only when its kind is asked for, so one that is broken fails
+    the models of its own format, not every model."""
+    if kind in _own():
+        return _LOADERS[kind]
+    point = _plug_ins().get(kind)
+    if point is None:
         raise ZooError(f"model {model!r}: unknown adapter kind {kind!r} in {CARD_FILE}. "
-                       f"Available: {', '.join(sorted(_LOADERS))}")
-    return _LOADERS[kind]
+                       f"Available: {', '.join(available())}")
+    try:
+        return point.load()
+    except Exception as exc:  # a third-party plug-in may fail in any way; say which one
+        raise ZooError(f"model {model!r}: the adapter plug-in for {kind!r} ({point.value}) does not load: "
+                       f"{type(exc).__name__}: {exc}") from None
 
 
 def load_model(folder: Path, *, trust_pickle: bool = False) -> BlackBoxModel:

@@ -127,3 +127,17 @@ def test_probe_sets_never_draw_from_held_out_datasets():
     for name in probe_set.available():
         assert not probe_set.datasets_of(name) & held, name
     assert set(PROBE_SETS.values()) <= set(probe_set.available())
+
+
+@pytest.mark.shared_data
+def test_train_align_reaches_training_on_the_quick_benchmark(quick, tmp_path, monkeypatch):
+    """`zoo2vec train-align` on the quick run's cached zoo and ground truth gets through the preparation (it once
+    crashed there: its progress callback reached prepare() as the wrong argument) and, since the quick config's
+    meta-training tasks come from one dataset (nothing left to train on when it is left out), ends in a one-line
+    error that says so, not a traceback."""
+    _, _, _, home = quick
+    monkeypatch.setenv("ZOO2VEC_HOME", str(home))
+    result = CliRunner().invoke(main, ["train-align", "--config", "quick", "--out", str(tmp_path / "align.json")])
+    assert "measuring ground truth" in result.output
+    assert result.exit_code == 2 and "Error: no meta-training tasks to learn the alignment from" in result.output
+    assert not (tmp_path / "align.json").exists()

@@ -89,12 +89,15 @@ class _ProbeContext:
         self._loaded: dict[str, tuple[probe_set.ProbeSet, np.ndarray]] = {}
         self._resized: dict[tuple, np.ndarray] = {}  # (probe set, input shape) -> probe images at that shape
 
+    def _identity(self, name: str) -> str:
+        if name not in self._identities:
+            self._identities[name] = reference.identity(probe_set.config(name)["reference_encoder"])
+        return self._identities[name]
+
     def stamp(self, modality: str) -> tuple[str, str]:
         """(probe set version, encoder stamp) a model of this modality is indexed with."""
         name = self.chosen[modality]
-        if name not in self._identities:
-            self._identities[name] = reference.identity(probe_set.config(name)["reference_encoder"])
-        return probe_set.version(name), f"{know2vec.VERSION}/{self._identities[name]}"
+        return probe_set.version(name), f"{know2vec.VERSION}/{self._identity(name)}"
 
     def probes(self, modality: str) -> tuple[probe_set.ProbeSet, np.ndarray]:
         """The modality's probe set and its reference embeddings (stored in the catalog the first time)."""
@@ -102,7 +105,7 @@ class _ProbeContext:
         if name not in self._loaded:
             probes = probe_set.load(name)
             embeddings = reference.embed(probes.reference_encoder, probes.inputs)
-            self.catalog.put_probe_embeddings(probe_set.version(name), self._identities[name], embeddings)
+            self.catalog.put_probe_embeddings(probe_set.version(name), self._identity(name), embeddings)
             self._loaded[name] = (probes, embeddings)
         return self._loaded[name]
 

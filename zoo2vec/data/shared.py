@@ -10,6 +10,7 @@ import csv
 import gzip
 import io
 import json
+import re
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -232,6 +233,160 @@ def _uci(source):
     return load
 
 
+GTSRB = {1: "speed limit 30", 2: "speed limit 50", 4: "speed limit 70", 10: "no passing for trucks", 12: "priority road",
+         13: "yield", 25: "road work", 38: "keep right"}  # GTSRB class id -> name
+
+
+def gtsrb():
+    """GTSRB traffic signs, 8 classes at 32x32 RGB. Each folder holds 12 tracks (file prefix TTTTT_) of 30 frames of
+    one physical sign, near-duplicates of each other; only every 6th frame (00000, 00006, ...: 5 a track, 480 images)
+    is kept so that near-duplicates are few. The 5 kept frames of a track still show the same sign, and LabelledData
+    carries no track id, so a random split can put one track on both sides."""
+    from PIL import Image
+
+    images, labels = [], []
+    for label, class_id in enumerate(GTSRB):
+        for f in sorted(_root("images", "gtsrb32_subset", f"{class_id:05d}").glob("*.ppm")):
+            if int(f.stem.split("_")[1]) % 6 == 0:
+                with Image.open(f) as im:
+                    images.append(np.asarray(im.convert("RGB")))
+                labels.append(label)
+    x = (np.stack(images).transpose(0, 3, 1, 2) / 255.0).astype(np.float32)
+    return _make("gtsrb", x, labels, GTSRB.values(), "GTSRB training tracks (8 classes, every 6th frame)",
+                 "research-only")
+
+
+# words.txt is not in the folder (only wnids.txt, which lists all 200 classes); names as the README gives them
+TINYIMAGENET = {"n01443537": "goldfish", "n02123045": "tabby cat", "n02814860": "lighthouse", "n03100240": "convertible",
+                "n04254777": "sock", "n07747607": "orange", "n09256479": "coral reef", "n12267677": "acorn"}
+
+
+def tinyimagenet():
+    """Tiny ImageNet training images of 8 classes, 64x64 RGB (the 32 greyscale ones converted to RGB)."""
+    from PIL import Image
+
+    images, labels = [], []
+    for label, wnid in enumerate(TINYIMAGENET):
+        for f in sorted(_root("images", "tinyimagenet_subset8", "train", wnid, "images").glob("*.JPEG")):
+            with Image.open(f) as im:
+                images.append(np.asarray(im.convert("RGB")))
+            labels.append(label)
+    x = (np.stack(images).transpose(0, 3, 1, 2) / 255.0).astype(np.float32)
+    return _make("tinyimagenet", x, labels, TINYIMAGENET.values(), "Tiny ImageNet train (8 classes)", "non-commercial")
+
+
+def clickbait():
+    texts, labels = [], []
+    for label, part in enumerate(("non_clickbait_data.gz", "clickbait_data.gz")):
+        with gzip.open(_root("text", "clickbait", part), "rt", encoding="utf-8") as f:
+            lines = [line.strip() for line in f.read().split("\n")]
+        texts += [line for line in lines if line]
+        labels += [label] * sum(1 for line in lines if line)
+    return _make("clickbait", texts, labels, ("news", "clickbait"), "Clickbait vs news headlines (Chakraborty 2016)",
+                 "mit")
+
+
+def reuters_r8():
+    rows = []
+    for split in ("train", "test"):
+        lines = _root("text", "reuters_r8", f"r8-{split}-all-terms.txt").read_text(encoding="utf-8").split("\n")
+        rows += [line.split("\t", 1) for line in lines[1:] if "\t" in line]  # lines[0] is the header
+    names = sorted({r[0] for r in rows})
+    return _make("reuters-r8", [r[1].strip() for r in rows], [names.index(r[0]) for r in rows], names,
+                 "Reuters-21578 R8 (train + test, lower-cased)", "research-only")
+
+
+PHRASEBANK = ("negative", "neutral", "positive")
+
+
+def financial_phrasebank():
+    texts, labels = [], []
+    path = _root("text", "financial_phrasebank", "Sentences_50Agree.txt")
+    for line in path.read_text(encoding="utf-8-sig").split("\n"):
+        if "@" in line:
+            text, label = line.strip().rsplit("@", 1)
+            texts.append(text.strip())
+            labels.append(PHRASEBANK.index(label))
+    return _make("financial-phrasebank", texts, labels, PHRASEBANK, "Financial PhraseBank (50% agreement)",
+                 "cc-by-nc-sa-3.0")
+
+
+LIAR = ("pants-fire", "false", "barely-true", "half-true", "mostly-true", "true")
+
+
+def liar():
+    """LIAR statements with their six truthfulness labels; the metadata columns (speaker, party, credit history)
+    are left out, as they would leak the label."""
+    texts, labels = [], []
+    for split in ("train", "valid", "test"):
+        for line in _root("text", "liar", f"{split}.tsv").read_text(encoding="utf-8").split("\n"):
+            parts = line.split("\t")
+            if len(parts) > 2 and parts[1] in LIAR:
+                texts.append(parts[2].strip())
+                labels.append(LIAR.index(parts[1]))
+    return _make("liar", texts, labels, LIAR, "LIAR (train + valid + test)", "research-only")
+
+
+YOUTUBE = ("Youtube01-Psy", "Youtube02-KatyPerry", "Youtube03-LMFAO", "Youtube04-Eminem", "Youtube05-Shakira")
+
+
+def youtube_spam():
+    texts, labels = [], []
+    for video in YOUTUBE:
+        with open(_root("text", "youtube_spam", f"{video}.csv"), newline="", encoding="utf-8") as f:
+            for r in csv.DictReader(f):
+                texts.append(r["CONTENT"].replace("\ufeff", "").strip())  # most comments end in a stray U+FEFF
+                labels.append(int(r["label"]))
+    return _make("youtube-spam", texts, labels, ("not spam", "spam"), "YouTube Spam Collection (5 videos)",
+                 "cc-by-4.0")
+
+
+def enron_spam():
+    """Enron-Spam "enron1": the "Subject:" word dropped (the subject text kept), whitespace collapsed, and each
+    e-mail cut to its first 1000 characters. The 16 e-mails left empty (all spam: an empty text would give the label
+    away) are skipped."""
+    texts, labels = [], []
+    for label, part in enumerate(("ham", "spam")):
+        for f in sorted(_root("text", "enron1_spam", part).glob("*.txt")):
+            text = " ".join(f.read_text(encoding="latin-1").removeprefix("Subject:").split())
+            if text:
+                texts.append(text[:1000])
+                labels.append(label)
+    return _make("enron-spam", texts, labels, ("ham", "spam"), "Enron-Spam enron1", "research-only")
+
+
+NEWSGROUPS = {"comp.sys.mac.hardware": "mac hardware", "misc.forsale": "for sale", "rec.autos": "autos",
+              "rec.sport.baseball": "baseball", "sci.electronics": "electronics", "sci.med": "medicine"}
+# quoted lines and their attributions (the rule scikit-learn's fetch_20newsgroups(remove="quotes") uses)
+_QUOTED = re.compile(r"(writes in|writes:|wrote:|says:|said:|^In article|^Quoted from|^\||^>)")
+# header lines of messages forwarded inside a post's body (one even names another newsgroup)
+_HEADER = re.compile(r"^(From|Subject|Newsgroups|Organi[sz]ation|Lines|Path|Message-ID|Date|Reply-To|Sender|"
+                     r"Article-I\.D\.|NNTP-Posting-Host|References|Followup-To|Distribution|Keywords|Summary|Xref|"
+                     r"Expires|In-Reply-To|Originator|X-[\w-]+):", re.IGNORECASE)
+
+
+def _newsgroup_body(raw: str) -> str:
+    body = raw.partition("\n\n")[2]  # the headers (From, Subject, Newsgroups, Organization, ...) end at a blank line
+    lines = [line.strip() for line in body.split("\n")]
+    return "\n".join(line for line in lines if line and not _QUOTED.search(line) and not _HEADER.match(line))
+
+
+def newsgroups20():
+    """20 Newsgroups (bydate train + test), 6 groups. Headers, quoted lines and the header lines of forwarded
+    messages are dropped (they name the group or the poster), blank lines too; posts left empty are skipped; the
+    rest are cut to their first 1000 characters."""
+    texts, labels = [], []
+    for split in ("20news-bydate-train", "20news-bydate-test"):
+        for label, group in enumerate(NEWSGROUPS):
+            for f in sorted(p for p in _root("text", "20ng_subset6", split, group).iterdir() if p.is_file()):
+                text = _newsgroup_body(f.read_text(encoding="utf-8", errors="replace"))
+                if text:
+                    texts.append(text[:1000])
+                    labels.append(label)
+    return _make("20newsgroups", texts, labels, NEWSGROUPS.values(), "20 Newsgroups bydate (6 groups)",
+                 "research-only")
+
+
 SHARED: dict[str, tuple[str, Callable[[], LabelledData]]] = {
     "mnist": ("image", mnist), "fashion-mnist": ("image", fashion_mnist), "cifar10": ("image", cifar10),
     "breastmnist": ("image", breastmnist), "pneumoniamnist": ("image", pneumoniamnist), "omniglot": ("image", omniglot),
@@ -240,6 +395,9 @@ SHARED: dict[str, tuple[str, Callable[[], LabelledData]]] = {
     "banking77": ("text", banking77), "clinc150": ("text", clinc150), "goemotions": ("text", goemotions),
     "sms-spam": ("text", sms_spam), "uci-amazon": ("text", _uci("amazon_cells")), "uci-imdb": ("text", _uci("imdb")),
     "uci-yelp": ("text", _uci("yelp")),
+    "gtsrb": ("image", gtsrb), "tinyimagenet": ("image", tinyimagenet), "clickbait": ("text", clickbait),
+    "reuters-r8": ("text", reuters_r8), "financial-phrasebank": ("text", financial_phrasebank), "liar": ("text", liar),
+    "youtube-spam": ("text", youtube_spam), "enron-spam": ("text", enron_spam), "20newsgroups": ("text", newsgroups20),
 }
 
 

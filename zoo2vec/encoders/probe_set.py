@@ -55,7 +55,7 @@ def config(name: str) -> dict:
 
 
 def default_for(modality: str) -> str:
-    return {"image": "image-v1", "text": "text-v1"}[modality]
+    return {"image": "image-v1-pixels-hog", "text": "text-v1"}[modality]  # image: pixels + HOG, chosen by cross-validation
 
 
 def version(name: str) -> str:

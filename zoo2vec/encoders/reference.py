@@ -7,6 +7,9 @@ minilm-v1   all-MiniLM-L6-v2 sentence embeddings, normalised.
 clip-v1     the CLIP image tower (encoders.clip): local pretrained open_clip weights named by $ZOO2VEC_CLIP,
             else zoo2vec's self-trained small CLIP. Its identity names the weights, so new weights mean
             re-encoding (from cached probe outputs, no new forward passes).
+hog-v1      training-free image features (encoders.image_features): HOG (hog-v1), or pixels-v1 and HOG side by
+            side (pixels-hog-v1, the bench zoo's, chosen by cross-validation). Built in code, no weights file and
+            no data, so the name is the identity.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ import numpy as np
 
 from zoo2vec.errors import ConfigError
 
-ENCODERS = {"pixels-v1": "image", "minilm-v1": "text", "clip-v1": "image"}
+ENCODERS = {"minilm-v1": "text", "clip-v1": "image"}
 TEXT_REFERENCE = "minilm-v1"  # the sentence space: text queries, card text and label names are embedded in it too
+# training-free image encoders: name -> the image_features blocks concatenated (each block unit norm)
+IMAGE_FEATURES = {"pixels-v1": ("pixels",), "hog-v1": ("hog",), "pixels-hog-v1": ("pixels", "hog")}
+ENCODERS.update(dict.fromkeys(IMAGE_FEATURES, "image"))
 
 
 def identity(name: str) -> str:
@@ -30,12 +36,6 @@ def identity(name: str) -> str:
 
 def embed(name: str, samples) -> np.ndarray:
     """Embed images ((C, H, W) arrays) or texts with the named reference encoder; rows are unit norm."""
-    if name == "pixels-v1":
-        from zoo2vec.data.images import resize
-
-        x = resize(list(samples), (1, 16, 16)).reshape(len(samples), -1)
-        x = x - x.mean(axis=1, keepdims=True)
-        return _unit(x)
     if name == "minilm-v1":
         from zoo2vec.zoo.sentence import sentence_encoder
 
@@ -44,6 +44,10 @@ def embed(name: str, samples) -> np.ndarray:
         from zoo2vec.encoders import clip
 
         return clip.embed_images(list(samples))
+    if name in IMAGE_FEATURES:
+        from zoo2vec.encoders import image_features
+
+        return image_features.combine(list(samples), IMAGE_FEATURES[name])
     raise ConfigError(f"unknown reference encoder {name!r}. Available: {', '.join(ENCODERS)}")
 
 

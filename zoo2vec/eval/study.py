@@ -28,7 +28,7 @@ from zoo2vec.zoo.layout import ZooLayout
 
 VARIANTS = {
     "n256": {"image": "image-v1-n256", "text": "text-v2-n256"},
-    "default": {"image": "image-v1", "text": "text-v2"},
+    "default": {"image": "image-v1-pixels-hog", "text": "text-v2"},
     "n1024": {"image": "image-v1-n1024", "text": "text-v2-n1024"},
     "n4096": {"image": "image-v1-n4096", "text": "text-v2-n4096"},
     "clip": {"image": "image-v1-clip", "text": "text-v2"},
@@ -69,7 +69,7 @@ def run(out_dir: Path = Path("bench"), *, variants: list[str] | None = None,
         progress: Callable[[str], None] | None = None) -> dict:
     say = progress or (lambda text: None)
     root, config, specs, gt = align.prepare("bench", progress=say)
-    meta_ids = [s.task_id for s in specs if not s.held_out]
+    meta_ids = [s.task_id for s in specs if s.meta]
     held_ids = [s.task_id for s in specs if s.held_out]
     modality_of = {s.task_id: s.modality for s in specs}
     allowed = align.meta_training_models(root, config)

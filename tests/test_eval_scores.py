@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.stats import weightedtau
 
+from zoo2vec.encoders import transferability as tr
 from zoo2vec.eval import metrics
-from zoo2vec.eval import transferability as tr
 
 
 def test_ranking_metrics_by_hand():

@@ -6,6 +6,7 @@ import pytest
 
 import zoo2vec
 from zoo2vec import ModelCard
+from zoo2vec.encoders import alignment
 from zoo2vec.index.catalog import Catalog
 from zoo2vec.index.snapshots import SnapshotStore
 from zoo2vec.jobs.indexing import run_index
@@ -91,7 +92,7 @@ def test_a_model_added_later_is_searchable_without_retraining(tiny_zoo, make_tas
     assert forward > 0 and other > 0
     zoo = zoo2vec.open(tiny_zoo)
     results = {r.name: r for r in zoo.search(make_task("sklearn-digits", [str(d) for d in range(10)]), k=5)}
-    assert zoo.alignment.version == "align-1"
+    assert zoo.alignment.version == alignment.DEFAULT
     assert results["digits8-linear-copy"].features == results["digits8-linear"].features  # same model, same knowledge
 
 
@@ -153,3 +154,14 @@ def test_card_name_must_match_folder(tiny_zoo):
     shutil.copytree(src, ZooLayout(tiny_zoo).model_folder("bbc-bow-copy"))
     report = run_index(tiny_zoo)
     assert "holds a card named 'bbc-bow'" in report.failed["bbc-bow-copy"]
+
+
+def test_the_catalog_keeps_each_models_probe_outputs(tiny_zoo):
+    """Search reads back what probing measured: per model, its probabilities on every probe input."""
+    run_index(tiny_zoo)
+    snapshot = zoo2vec.open(tiny_zoo)._current_snapshot.get()
+    ids = snapshot.allowed_ids({})
+    for model_id, profile in snapshot.profiles_of(ids).items():
+        _, probes = snapshot.reference_for(profile.modality)
+        assert profile.outputs.shape == (len(probes), len(profile.labels))
+        np.testing.assert_allclose(profile.outputs.sum(axis=1), 1.0, atol=1e-3)

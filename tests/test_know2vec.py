@@ -55,3 +55,21 @@ def test_scaled_probe_sets_keep_the_base_mix_at_another_size():
     assert probe_set.config("image-v1-clip")["parts"] == base["parts"]
     assert len({probe_set.version(n) for n in ("image-v1", "image-v1-n1024", "image-v1-clip")}) == 3
     assert len(probe_set.load("image-v1-n256")) == 256
+
+
+def test_surrogate_outputs_stand_in_for_running_the_model():
+    """A sample that sits on a probe input gets the model's outputs there; the transferability of surrogate outputs
+    ranks a model whose probe decisions separate the task's classes above one whose decisions do not."""
+    from zoo2vec.encoders.alignment import surrogate_scores
+
+    probes = np.eye(4, dtype=np.float32)
+    samples = probes[[0, 1, 2, 3]]
+    task = know2vec.encode_task(samples, np.array([0, 0, 1, 1]), probes)
+    separates = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.2, 0.8]], dtype=np.float32)
+    blind = np.array([[0.9, 0.1], [0.1, 0.9], [0.9, 0.1], [0.1, 0.9]], dtype=np.float32)
+    np.testing.assert_allclose(task.surrogate_outputs(separates), separates, atol=1e-3)  # neighbours: itself first
+    good = surrogate_scores(task.surrogate_outputs(separates), task.labels)
+    bad = surrogate_scores(task.surrogate_outputs(blind), task.labels)
+    assert good["surrogate_leep"] > bad["surrogate_leep"] and good["surrogate_nce"] > bad["surrogate_nce"]
+    assert task.neighbours.shape == task.weights.shape == (4, 4)
+    np.testing.assert_allclose(task.weights.sum(axis=1), 1.0, rtol=1e-5)

@@ -190,7 +190,7 @@ def eval_(quick, out_dir, fresh, study):
 @click.option("--config", "config_name", type=click.Choice(["bench", "quick"]), default="bench", show_default=True,
               help="Bench config whose meta-training tasks and ground truth to learn from.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Checkpoint path (default: $ZOO2VEC_HOME/alignments/align-1.json).")
+              help="Checkpoint path (default: $ZOO2VEC_HOME/alignments/align-2.json).")
 @click.option("--hidden", default=0, show_default=True, help="Hidden units of the scorer (0: linear, chosen by cross-validation).")
 def train_align(config_name, out, hidden):
     """Learn the alignment from meta-training tasks (never held-out ones) and their measured ground truth."""
@@ -198,7 +198,7 @@ def train_align(config_name, out, hidden):
 
     scorer, path = train(config_name, out=out, hidden=hidden, progress=lambda text: click.echo(text, err=True))
     cv = scorer.trained_on.get("cross_validation", {})
-    if cv:
+    if cv.get("learned") is not None:
         click.echo(f"leave-one-dataset-out on meta-training tasks: weighted tau {cv['learned']:.3f} "
                    f"(untrained {cv['untrained']:.3f})")
     click.echo(f"wrote {path}; search with it: ZOO2VEC_ALIGN={path} (or zoo2vec.open(zoo, alignment=...))")

@@ -12,6 +12,9 @@ Pair features (all from stored model knowledge and the encoded task; no model is
   label_match       mean similarity of each task label name to a distinct model label name (sentence embeddings)
   has_labels        1 when the model names its labels (else label_match is 0 and says nothing)
   input_match       the task's images have the model's input channels (half) and size (half); 1 for text
+  surrogate_leep    LEEP of the model's surrogate outputs on the task's samples against their labels (the model's stored
+                    outputs on each sample's nearest probe inputs stand in for running it: know2vec.TaskKnowledge)
+  surrogate_nce     NCE of the same surrogate outputs (how well the model's hard decisions there predict the labels)
 
 A scorer is a linear layer on standardised features (hidden = 0, what leave-one-dataset-out CV chose;
 a small MLP with hidden > 0 overfits the 45 meta-training tasks), trained by
@@ -45,13 +48,14 @@ import numpy as np
 from zoo2vec.errors import ConfigError
 
 FEATURES = ("kernel_alignment", "concept_match", "concept_min", "coverage", "surplus", "confidence", "entropy", "balance",
-            "label_match", "has_labels", "input_match")
+            "label_match", "has_labels", "input_match", "surrogate_leep", "surrogate_nce")
 GROUPS = {  # knowledge components, for the ablation
     "decision structure (kernel)": ("kernel_alignment",),
     "concept prototypes": ("concept_match", "concept_min", "coverage", "surplus"),
     "calibration": ("confidence", "entropy", "balance"),
     "label names": ("label_match", "has_labels"),
     "input contract": ("input_match",),
+    "surrogate transferability": ("surrogate_leep", "surrogate_nce"),
 }
 WORD_FEATURES = ("card", "label_match", "has_labels", "concept_words", "concept_query", "is_text", "kernel_classes",
                  "kernel_phrases", "coverage", "surplus", "confidence", "entropy", "balance")
@@ -60,7 +64,7 @@ WORD_COMPONENTS = {"card": ("card",),
                    "decisions": ("kernel_classes", "kernel_phrases"),
                    "prior": ("coverage", "surplus", "confidence", "entropy", "balance")}
 TEMPERATURE = 0.05  # accuracy gap that counts as one unit of score in the listwise target
-DEFAULT = "align-1"
+DEFAULT = "align-2"  # align-2: surrogate transferability features, trained on plain and transformed meta-training tasks
 WORDS = "words-1"
 UNTRAINED = "untrained"
 
@@ -83,10 +87,21 @@ def label_match(task_vectors: np.ndarray, label_vectors: np.ndarray | None) -> f
     return float(np.clip(sims[rows, cols], 0.0, None).sum() / len(task_vectors))
 
 
+def surrogate_scores(surrogate: np.ndarray | None, labels: np.ndarray) -> dict[str, float]:
+    """LEEP and NCE of a model's surrogate outputs on the task's samples (zeros when the index kept no outputs)."""
+    from zoo2vec.encoders.transferability import leep, nce
+
+    if surrogate is None:
+        return {"surrogate_leep": 0.0, "surrogate_nce": 0.0}
+    return {"surrogate_leep": leep(surrogate, labels), "surrogate_nce": nce(surrogate, labels)}
+
+
 def pair_features(kernel_alignment: float, similarities: list[float], n_model_classes: int, n_task_classes: int,
                   confidence: float, entropy: float, mass: np.ndarray, *, label_match: float = 0.0,
-                  has_labels: bool = False, input_match: float = 1.0) -> dict[str, float]:
-    """Features of one (task, model) pair; `similarities` are the matched task-class similarities (0 when unmatched)."""
+                  has_labels: bool = False, input_match: float = 1.0,
+                  surrogate: dict[str, float] | None = None) -> dict[str, float]:
+    """Features of one (task, model) pair; `similarities` are the matched task-class similarities (0 when unmatched);
+    `surrogate`: surrogate_scores()."""
     sims = np.clip(np.asarray(similarities, dtype=np.float64), 0.0, None)
     mass = np.clip(np.asarray(mass, dtype=np.float64), 1e-12, None)
     mass = mass / mass.sum()
@@ -103,6 +118,7 @@ def pair_features(kernel_alignment: float, similarities: list[float], n_model_cl
         "label_match": float(label_match),
         "has_labels": float(has_labels),
         "input_match": float(input_match),
+        **(surrogate or surrogate_scores(None, np.zeros(0))),
     }
 
 
@@ -222,7 +238,7 @@ _KINDS = {False: ("ZOO2VEC_ALIGN", DEFAULT, "train-align", "alignment"),
 
 def load(name: str | None = None, *, words: bool = False) -> Alignment:
     """The alignment named (a path to a checkpoint, 'untrained', or a packaged version); default $ZOO2VEC_ALIGN, else
-    align-1. words=True: the words scorer, default $ZOO2VEC_WORDS, else words-1 ('untrained' is the card's similarity)."""
+    align-2. words=True: the words scorer, default $ZOO2VEC_WORDS, else words-1 ('untrained' is the card's similarity)."""
     setting, default, command, called = _KINDS[words]
     name = name or os.environ.get(setting) or default
     if name == UNTRAINED:

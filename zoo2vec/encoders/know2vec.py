@@ -8,7 +8,10 @@ Model side, from P (probe inputs x model classes) and the probe inputs' referenc
   - concept prototypes: per class c, the mean of E weighted by P(c|x) (what the model calls c);
   - calibration: mean top probability and mean normalised entropy on the probe set.
 Task side, from the query samples' reference embeddings: class prototypes, and a nearest-prototype
-classifier applied to the probe set, whose outputs are sketched exactly like a model's.
+classifier applied to the probe set, whose outputs are sketched exactly like a model's; and each sample's
+nearest probe inputs, through which a model's stored probe outputs stand in for its outputs on the samples
+(surrogate outputs: a weighted mean of its outputs on the sample's NEIGHBOURS nearest probe inputs), so that
+transferability scores (LEEP, NCE, LogME) can be computed without running the model.
 
 The untrained score is (kernel alignment + concept match) / 2; the learned alignment (encoders.alignment)
 scores these and more pair features instead.
@@ -24,6 +27,7 @@ import numpy as np
 VERSION = "know2vec-1"  # know2vec-1: label-name embeddings stored with the concepts
 SKETCH_DIM = 2048
 TASK_TEMPERATURE = 0.05
+NEIGHBOURS = 20  # probe inputs per sample for surrogate outputs (leave-one-dataset-out CV: 20 over 5 and 1)
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class ModelKnowledge:
     concept_mass: np.ndarray  # (n_classes,) mean P(c|x) over the probe set
     confidence: float
     entropy: float
+    outputs: np.ndarray  # (probe inputs, n_classes): the probabilities themselves, for surrogate transferability
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,13 @@ class TaskKnowledge:
 
     kernel_vector: np.ndarray
     prototypes: np.ndarray  # (n_task_classes, d)
+    neighbours: np.ndarray  # (n_samples, NEIGHBOURS) each sample's nearest probe inputs
+    weights: np.ndarray  # (n_samples, NEIGHBOURS) their weights (softmax of cosine / TASK_TEMPERATURE)
+    labels: np.ndarray  # (n_samples,) the samples' classes
+
+    def surrogate_outputs(self, outputs: np.ndarray) -> np.ndarray:
+        """A model's outputs on the task's samples, estimated from its outputs on the probe set (n_samples, classes)."""
+        return np.einsum("nk,nkc->nc", self.weights, outputs[self.neighbours])
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,7 @@ def encode_model(probs: np.ndarray, probe_embeddings: np.ndarray) -> ModelKnowle
         concept_mass=probs.mean(axis=0),
         confidence=float(probs.max(axis=1).mean()),
         entropy=float(entropy.mean()),
+        outputs=probs,
     )
 
 
@@ -107,7 +120,16 @@ def encode_task(sample_embeddings: np.ndarray, labels: np.ndarray, probe_embeddi
     logits -= logits.max(axis=1, keepdims=True)
     probs = np.exp(logits)
     probs /= probs.sum(axis=1, keepdims=True)
-    return TaskKnowledge(kernel_vector(probs), prototypes)
+    return TaskKnowledge(kernel_vector(probs), prototypes, *_neighbours(sample_embeddings, probe_embeddings), labels)
+
+
+def _neighbours(samples: np.ndarray, probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    sims = samples @ probes.T
+    k = min(NEIGHBOURS, probes.shape[0])
+    idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    near = np.take_along_axis(sims, idx, axis=1) / TASK_TEMPERATURE
+    weights = np.exp(near - near.max(axis=1, keepdims=True))
+    return idx, (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def concept_match(

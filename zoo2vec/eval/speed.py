@@ -36,7 +36,7 @@ def replicate_zoo(src_root: Path, n_models: int, dst_root: Path) -> Path:
                     label_names, training_data, description, card, fingerprint, probe_set, encoder, confidence, entropy,
                     input_shape, indexed_at FROM models WHERE model_id < {offset}""")
             for table in ("vectors", "concepts"):
-                cols = "model_id + {0}, kind, version, vector" if table == "vectors" else "model_id + {0}, idx, label, mass, prototype, label_vector"
+                cols = "model_id + {0}, kind, version, vector" if table == "vectors" else "model_id + {0}, idx, label, mass, prototype, label_vector, outputs"
                 cat.con.execute(f"INSERT INTO {table} SELECT {cols.format(r * offset)} FROM {table} WHERE model_id < {offset}")
         # a mix of modalities in any size: order by a hash of the name, not by id (ids follow indexing order)
         keep = [r[0] for r in cat.con.execute("SELECT model_id FROM models ORDER BY md5(name), model_id LIMIT ?",

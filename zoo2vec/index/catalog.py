@@ -11,7 +11,7 @@ import numpy as np
 from zoo2vec.errors import ConfigError
 from zoo2vec.index import filters
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"  # 3: each concept row keeps the model's outputs for that class on the probe set
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS models (
@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS vectors (
 CREATE TABLE IF NOT EXISTS concepts (
     model_id INTEGER NOT NULL, idx INTEGER NOT NULL, label VARCHAR NOT NULL, mass FLOAT, prototype FLOAT[] NOT NULL,
     label_vector FLOAT[],  -- the label name's sentence embedding; NULL when the card names no labels
+    outputs FLOAT[] NOT NULL,  -- P(this class | x) for every probe input x, in probe-set order
     PRIMARY KEY (model_id, idx));
 CREATE TABLE IF NOT EXISTS probe_runs (
     snapshot_id VARCHAR, name VARCHAR, fingerprint VARCHAR, status VARCHAR, reason VARCHAR, seconds DOUBLE,
@@ -64,6 +65,7 @@ class ModelProfile:
     input_shape: tuple[int, ...] | None
     encoder: str = ""  # how the concepts were encoded, e.g. "know2vec-1/minilm-v1" (prototypes in that space)
     modality: str = ""
+    outputs: np.ndarray | None = None  # (probe inputs, n_classes): the model's probabilities on the probe set
 
 
 def _rows(column) -> list[np.ndarray]:
@@ -91,7 +93,8 @@ def _rows_of(model_id: int, entry: dict) -> tuple[list, list, list]:
     vectors = [[model_id, "task", entry["encoder"], np.asarray(k.kernel_vector, dtype=np.float32)],
                [model_id, "card", "minilm-v1", np.asarray(entry["card_vector"], dtype=np.float32)]]
     concepts = [[model_id, i, labels[i], float(k.concept_mass[i]), np.asarray(k.concepts[i], dtype=np.float32),
-                 None if label_vectors is None else np.asarray(label_vectors[i], dtype=np.float32)]
+                 None if label_vectors is None else np.asarray(label_vectors[i], dtype=np.float32),
+                 np.asarray(k.outputs[:, i], dtype=np.float32)]
                 for i in range(len(k.concepts))]
     return model, vectors, concepts
 
@@ -167,12 +170,12 @@ class Catalog:
         new_models = pd.DataFrame([r[0] for r in rows], columns=MODEL_COLUMNS)  # noqa: F841
         new_vectors = pd.DataFrame([v for r in rows for v in r[1]], columns=["model_id", "kind", "version", "vector"])  # noqa: F841
         new_concepts = pd.DataFrame([c for r in rows for c in r[2]],  # noqa: F841
-                                    columns=["model_id", "idx", "label", "mass", "prototype", "label_vector"])
+                                    columns=["model_id", "idx", "label", "mass", "prototype", "label_vector", "outputs"])
         cols = ", ".join(MODEL_COLUMNS)
         self.con.execute(f"INSERT INTO models ({cols}) SELECT {cols} FROM new_models")
         self.con.execute("INSERT INTO vectors SELECT model_id, kind, version, vector::FLOAT[] FROM new_vectors")
         self.con.execute("INSERT INTO concepts SELECT model_id, idx, label, mass, prototype::FLOAT[], "
-                         "label_vector::FLOAT[] FROM new_concepts")
+                         "label_vector::FLOAT[], outputs::FLOAT[] FROM new_concepts")
 
     def _delete(self, model_id: int):
         for table in ("vectors", "concepts", "models"):
@@ -228,7 +231,7 @@ class Catalog:
         through Python lists cost about 1 ms per model."""
         ids = list(map(int, model_ids))
         concepts = self.con.sql(
-            "SELECT model_id, label, mass, prototype, label_vector FROM concepts WHERE list_contains(?, model_id)"
+            "SELECT model_id, label, mass, prototype, label_vector, outputs FROM concepts WHERE list_contains(?, model_id)"
             " ORDER BY model_id, idx", params=[ids]).to_arrow_table()
         info = {r[0]: r[1:] for r in self.con.execute(
             "SELECT model_id, confidence, entropy, input_shape, encoder, modality FROM models WHERE list_contains(?, model_id)", [ids]).fetchall()}
@@ -238,6 +241,7 @@ class Catalog:
         labels = concepts.column("label").to_pylist()
         mass = concepts.column("mass").to_numpy().astype(np.float32)
         protos = _rows(concepts.column("prototype"))
+        outputs = _rows(concepts.column("outputs"))
         named = concepts.column("label_vector")
         has_vector = np.asarray(named.is_valid())
         vectors = _rows(named.filter(named.is_valid()))
@@ -250,7 +254,7 @@ class Catalog:
             own = np.stack([vectors[i] for i in vector_row[start:stop]]) if has_vector[start:stop].all() else None
             out[m] = ModelProfile(tuple(labels[start:stop]), mass[start:stop], np.stack(protos[start:stop]), own,
                                   float(conf or 0.0), float(ent or 0.0), tuple(shape) if shape else None, encoder,
-                                  modality)
+                                  modality, np.stack(outputs[start:stop], axis=1))
         return out
 
     def probe_embeddings(self, probe_set: str, encoder: str) -> np.ndarray:

@@ -77,5 +77,7 @@ def _pair(view: _TaskView, kernel: float, profile: ModelProfile) -> tuple[dict[s
     features = alignment.pair_features(
         kernel, [m.similarity for m in matched], len(p.labels), task.n_classes, p.confidence, p.entropy, p.mass,
         label_match=alignment.label_match(view.label_vectors, p.label_vectors), has_labels=p.label_vectors is not None,
-        input_match=alignment.input_match(view.shape, p.input_shape))
+        input_match=alignment.input_match(view.shape, p.input_shape),
+        surrogate=alignment.surrogate_scores(
+            None if p.outputs is None else view.knowledge.surrogate_outputs(p.outputs), task.labels))
     return features, matched

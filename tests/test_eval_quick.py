@@ -8,7 +8,13 @@ import pytest
 from click.testing import CliRunner
 
 from zoo2vec.cli import main
-from zoo2vec.eval.tasks import generate, held_out_datasets, load_config, meta_training_datasets
+from zoo2vec.eval.tasks import (
+    generate,
+    held_out_datasets,
+    load_config,
+    meta_training_datasets,
+    new_domain_datasets,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -19,9 +25,15 @@ def test_meta_training_tasks_never_come_from_held_out_datasets():
         config = load_config(name)
         held = held_out_datasets(config)
         assert len(config["held_out"]["image"]) >= (3 if name == "bench" else 1)
-        assert not held & set(meta_training_datasets(config))
-        for spec in generate(config, {"mpqa", "breastmnist", "sms-spam", "fashion-mnist", "uci-yelp"}):
+        new = new_domain_datasets(config)
+        assert not (held | new) & set(meta_training_datasets(config)) and not held & new
+        specs = generate(config, {"mpqa", "breastmnist", "sms-spam", "fashion-mnist", "uci-yelp"})
+        for spec in specs:
             assert spec.held_out == (spec.dataset in held)
+            assert (spec.split == "new_domain") == (spec.dataset in new)
+            assert not spec.transform or spec.meta  # only meta-training tasks are transformed
+        assert {s.split for s in specs} == {"meta", "held_out", "new_domain"}
+        assert any(s.transform for s in specs)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +55,11 @@ def quick(tmp_path_factory):
 def test_results_have_the_agreed_shape(quick):
     out, results, output, _ = quick
     assert "zoo2vec weighted tau" in output
-    assert set(results) >= {"meta", "held_out", "scale"}
+    assert set(results) >= {"meta", "held_out", "new_domain", "scale"}
+    assert results["held_out"]["zoo2vec"]["text_latency_ms_p50"] > 0
+    assert {"zoo2vec", "zoo2vec_verify5", "logme", "leep", "knn", "static"} <= set(results["new_domain"])
+    assert all(v["tasks"] == results["meta"]["tasks_new_domain"] > 0 for v in results["new_domain"].values())
+    assert results["new_domain"]["zoo2vec_verify5"]["forward_passes"] > 0
     assert set(results["held_out"]) == {"zoo2vec", "zoo2vec_untrained", "random", "largest", "static", "card_text",
                                         "logme", "leep", "nce", "knn"}
     for v in results["held_out"].values():

@@ -106,20 +106,61 @@ def cross_validate(features: dict, gt, specs: list[TaskSpec], models: set[str], 
     for dataset in sorted({s.dataset for s in specs}):
         train_ids = [s.task_id for s in specs if s.dataset != dataset]
         test_ids = [s.task_id for s in specs if s.dataset == dataset]
-        scorer = fit([(x, y) for x, y, _ in groups(features, gt, train_ids, names, models)],
-                     features=names, hidden=hidden, seed=seed)
+        train = [(x, y) for x, y, _ in groups(features, gt, train_ids, names, models)]
+        if not train:  # a fold with nothing to learn from (tiny configs) says nothing
+            continue
+        scorer = fit(train, features=names, hidden=hidden, seed=seed)
         for x, y, _ in groups(features, gt, test_ids, names, models):
             learned.append(all_metrics(y, scorer.score_matrix(x))["weighted_tau"])
         for x, y, _ in groups(features, gt, test_ids, alignment.FEATURES, models):
             plain.append(all_metrics(y, alignment.untrained().score_matrix(x))["weighted_tau"])
-    return {"learned": float(np.mean(learned)), "untrained": float(np.mean(plain)), "tasks": len(learned)}
+    return {"learned": float(np.mean(learned)) if learned else None, "untrained": float(np.mean(plain)) if plain else None,
+            "tasks": len(learned)}
+
+
+def protocol(meta_features: dict, evaluated: dict[str, dict], gt, meta: list[TaskSpec], models: set[str], *,
+             hidden: int = 0) -> dict:
+    """The scorer's design choices, each option with its leave-one-dataset-out CV weighted tau over the meta-training
+    tasks (what chose it) and, beside it, the weighted tau of the option trained on every meta-training task on each
+    split in `evaluated` ({split: {task_id: {model: features}}}, not used to choose)."""
+    base = tuple(f for f in alignment.FEATURES if f not in alignment.GROUPS["surrogate transferability"])
+    plain = [s for s in meta if not s.transform]
+    options = {
+        "scorer": {"untrained (mean of kernel alignment and concept match)": (None, meta),
+                   "learned, know2vec features (align-1's)": (base, meta),
+                   "learned, with surrogate transferability": (alignment.FEATURES, meta)},
+        "meta-training tasks": {f"plain only ({len(plain)})": (alignment.FEATURES, plain),
+                                f"plain and transformed ({len(meta)})": (alignment.FEATURES, meta)},
+    }
+    out: dict[str, dict] = {}
+    for choice, rows in options.items():
+        out[choice] = {}
+        for option, (names, specs) in rows.items():
+            if names is None:
+                scorer = alignment.untrained()
+                cv = cross_validate(meta_features, gt, specs, models)["untrained"]
+            else:
+                cv = cross_validate(meta_features, gt, specs, models, names=names, hidden=hidden)["learned"]
+                data = groups(meta_features, gt, [s.task_id for s in specs], names, models)
+                if not data:
+                    continue
+                scorer = fit([(x, y) for x, y, _ in data], features=names, hidden=hidden)
+            row = {"cv": cv}
+            for split, features in evaluated.items():
+                found = evaluate(scorer, features, gt, list(features))
+                row[split] = found["weighted_tau"] if found else None
+            out[choice][option] = row
+        scored = [o for o in out[choice] if out[choice][o]["cv"] is not None]
+        if scored:
+            out[choice][max(scored, key=lambda o: out[choice][o]["cv"])]["chosen"] = True
+    return out
 
 
 def train(config_name: str = "bench", *, out: Path | None = None, hidden: int = 0, seed: int = 0,
           progress: Callable[[str], None] | None = None) -> tuple[alignment.Alignment, Path]:
     """Train the alignment on the config's meta-training tasks; writes the checkpoint and returns it with its path."""
     root, config, specs, gt = prepare(config_name, progress=progress)
-    meta = [s for s in specs if not s.held_out]
+    meta = [s for s in specs if s.meta]
     zoo = zoo2vec.open(root, alignment=alignment.UNTRAINED)
     feats = task_features(zoo, meta, progress)
     allowed = meta_training_models(root, config)

@@ -3,8 +3,9 @@
 suitability(m, t) = accuracy on t's test split of a logistic-regression head trained on m's black-box
 outputs (log-probabilities) for t's query samples. The same outputs feed the exhaustive baselines
 (LogME, LEEP, NCE, k-NN), whose cost (forward passes and scoring time) is recorded per model.
-Results go to a Parquet file with a JSON sidecar naming the versions that made them; a run resumes
-task by task and recomputes everything when a version changed.
+Results go to a Parquet file with a JSON sidecar naming the versions that made them and what each task's
+samples were drawn from; a run keeps the tasks it has measured with the same versions and samples (so adding tasks
+measures only those), and recomputes everything when a version changed.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from zoo2vec.data.images import resize
+from zoo2vec.encoders.transferability import SCORES
 from zoo2vec.eval.tasks import TaskSpec, materialize
-from zoo2vec.eval.transferability import SCORES
 from zoo2vec.zoo.adapters import ADAPTER_VERSION, fingerprint, load_model
 from zoo2vec.zoo.blackbox import checked_predict
 from zoo2vec.zoo.card import ModelCard
@@ -36,7 +37,7 @@ def _inputs(card: ModelCard, task):
     return resize(list(task.samples), card.input_shape) if card.modality == "image" else list(task.samples)
 
 
-def versions(zoo_root: Path, specs: list[TaskSpec]) -> dict:
+def versions(zoo_root: Path) -> dict:
     import sklearn
 
     import zoo2vec
@@ -44,7 +45,7 @@ def versions(zoo_root: Path, specs: list[TaskSpec]) -> dict:
     models = {name: fingerprint(folder) for name, folder in ZooLayout(zoo_root).discover().items()}
     return {"ground_truth": GROUND_TRUTH_VERSION, "adapter": ADAPTER_VERSION, "zoo2vec": zoo2vec.__version__,
             "sklearn": sklearn.__version__, "features": "log-probabilities", "head": "StandardScaler + LogisticRegression(max_iter=1000)",
-            "models": models, "tasks": [s.to_dict() for s in specs]}
+            "models": models}
 
 
 def measure(zoo_root: Path, specs: list[TaskSpec], out: Path, *, progress: Callable[[str, int, int], None] | None = None):
@@ -53,10 +54,15 @@ def measure(zoo_root: Path, specs: list[TaskSpec], out: Path, *, progress: Calla
 
     out = Path(out)
     meta_path = out.with_suffix(".json")
-    meta = json.loads(json.dumps(versions(zoo_root, specs)))  # as it reads back: tuples become lists
+    meta = {"versions": json.loads(json.dumps(versions(zoo_root))), "tasks": {}}  # as it reads back: tuples become lists
     done = pd.DataFrame()
-    if out.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
-        done = pd.read_parquet(out)
+    if out.exists() and meta_path.exists():
+        before = json.loads(meta_path.read_text())
+        if before.get("versions") == meta["versions"]:
+            same = {s.task_id for s in specs if before["tasks"].get(s.task_id) == s.sample_key()}
+            done = pd.read_parquet(out)
+            done = done[done["task_id"].isin(same)]
+            meta["tasks"] = {t: before["tasks"][t] for t in same}
     finished = set(done["task_id"]) if len(done) else set()
     folders = ZooLayout(zoo_root).discover()
     cards = {name: ModelCard.load(folder) for name, folder in folders.items()}
@@ -89,6 +95,7 @@ def measure(zoo_root: Path, specs: list[TaskSpec], out: Path, *, progress: Calla
                 row["error"] = f"{type(exc).__name__}: {exc}"
             rows.append(row)
         frames.append(pd.DataFrame(rows))
+        meta["tasks"][spec.task_id] = spec.sample_key()
         table = pd.concat(frames, ignore_index=True)
         tmp = out.with_suffix(".tmp.parquet")
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,14 +8,16 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 import zoo2vec
 from zoo2vec import settings
 from zoo2vec.encoders import alignment
-from zoo2vec.eval import align, metrics
+from zoo2vec.eval import align, metrics, noise_ceiling
 from zoo2vec.eval.bench_zoo import BENCH_VERSION
 from zoo2vec.eval.speed import filtered_search, index_scale, replicate_zoo
 from zoo2vec.eval.tasks import materialize
@@ -41,65 +43,28 @@ def run(config_name: str = "bench", *, fresh: bool = False, progress: Callable[[
     work = settings.home() / "bench" / config["name"]
     zoo = zoo2vec.open(root)
     untrained = zoo2vec.open(root, alignment=alignment.UNTRAINED)
-    held_features: dict[str, dict[str, dict]] = {}
     models = zoo.models()
-
-    meta_tasks = {s.task_id for s in specs if not s.held_out}
-    static = gt[gt.task_id.isin(meta_tasks)].groupby("model")["accuracy"].mean()
-    params = models.set_index("name")["params"].fillna(0)
-    per_task: dict[str, dict[str, dict]] = {m: {} for m in METHODS}
-    latency: dict[str, list[float]] = {m: [] for m in METHODS}
-    work_passes: dict[str, list[float]] = {m: [] for m in METHODS}
-    for spec in [s for s in specs if s.held_out]:
-        rows = gt[gt.task_id == spec.task_id].set_index("model")
-        if len(rows) < 2:
-            continue
-        names = list(rows.index)
-        y = rows["accuracy"].to_numpy()
-        query, _ = materialize(spec)
-        scores = {}
-        for m, z in (("zoo2vec", zoo), ("zoo2vec_untrained", untrained)):
-            t0 = time.perf_counter()
-            found = {r.name: r for r in z.search(query, k=len(models))}
-            latency[m].append(time.perf_counter() - t0)
-            work_passes[m].append(0)
-            scores[m] = [found[n].score if n in found else -1e9 for n in names]
-        held_features[spec.task_id] = {n: r.features for n, r in found.items()}  # the same for both scorers
-        t0 = time.perf_counter()
-        words = {r.name: r.text_similarity for r in zoo.search(text="classes: " + ", ".join(query.label_names),
-                                                                  k=len(models), where={"modality": spec.modality})}
-        latency["card_text"].append(time.perf_counter() - t0)
-        work_passes["card_text"].append(0)
-        rng = np.random.default_rng(spec.seed)
-        scores["card_text"] = [words.get(n, -1e9) for n in names]
-        query_blind = {
-            "random": lambda: rng.random(len(names)).tolist(),
-            "largest": lambda: [float(params.get(n, 0)) for n in names],
-            "static": lambda: [float(static.get(n, static.mean() if len(static) else 0.0)) for n in names],
-        }
-        for m, rank in query_blind.items():
-            t0 = time.perf_counter()
-            scores[m] = rank()
-            latency[m].append(time.perf_counter() - t0)
-            work_passes[m].append(0)
-        for m in EXHAUSTIVE:
-            scores[m] = rows[m].to_numpy().tolist()
-            latency[m].append(float((rows["forward_s"] + rows[f"{m}_s"]).sum()))
-            work_passes[m].append(float(rows["forward_passes"].sum()))
-        for m in METHODS:
-            per_task[m][spec.task_id] = metrics.all_metrics(y, np.asarray(scores[m], dtype=np.float64))
-
-    held_out = {}
-    for m in METHODS:
-        values = per_task[m]
-        summary = {k: float(np.mean([v[k] for v in values.values()])) for k in METRICS}
-        summary.update({f"{k}_ci95": list(metrics.bootstrap_ci([v[k] for v in values.values()])) for k in METRICS})
-        summary.update(latency_ms_p50=1000 * float(np.median(latency[m])), latency_ms_p95=1000 * float(np.percentile(latency[m], 95)),
-                       forward_passes=float(np.mean(work_passes[m])), tasks=len(values))
-        held_out[m] = summary
+    meta_tasks = {s.task_id for s in specs if s.meta}
+    baselines = _Baselines(static=gt[gt.task_id.isin(meta_tasks)].groupby("model")["accuracy"].mean(),
+                           params=models.set_index("name")["params"].fillna(0), n_models=len(models))
+    _say(progress, "ranking the held-out tasks with every method")
+    held_out, per_task, held_features, held_rankings = _compare(zoo, untrained, [s for s in specs if s.held_out], gt, baselines)
+    held_out["zoo2vec"]["text_latency_ms_p50"] = _text_latency(zoo, [s for s in specs if s.held_out])
+    _say(progress, "ranking the new-domain tasks (verify=5 included)")
+    new_specs = [s for s in specs if s.split == "new_domain"]
+    new_domain, new_per_task, new_features, new_rankings = _compare(zoo, untrained, new_specs, gt, baselines, verify=5)
+    curve = {"held_out": verify_curve(held_rankings, gt), "new_domain": verify_curve(new_rankings, gt)}
+    _say(progress, "noise ceiling: every held-out task's test split redrawn 5 times")
+    noise = noise_ceiling.summarise(noise_ceiling.measure(root, [s for s in specs if s.held_out],
+                                                          work / "noise_ceiling.parquet"), gt)
 
     _say(progress, "ablation: the alignment retrained without each knowledge component")
-    ablation = _ablation(zoo, untrained, root, config, specs, gt, held_features)
+    meta = [s for s in specs if s.meta]
+    meta_features = align.task_features(untrained, meta)
+    allowed = align.meta_training_models(root, config)
+    ablation = _ablation(zoo, meta, meta_features, allowed, gt, held_features)
+    _say(progress, "protocol: each design choice's cross-validation and held-out numbers")
+    protocol = align.protocol(meta_features, {"held_out": held_features, "new_domain": new_features}, gt, meta, allowed)
     _say(progress, "indexing cost: the bench zoo's models indexed afresh in a linked copy")
     cost = _indexing_cost(root, work)
     _say(progress, "timing search as the zoo grows")
@@ -115,10 +80,15 @@ def run(config_name: str = "bench", *, fresh: bool = False, progress: Callable[[
     results = {
         "meta": _meta(config, models, specs, time.perf_counter() - started, zoo.alignment.version),
         "held_out": held_out,
+        "new_domain": new_domain,
         "per_task": per_task,
+        "per_task_new_domain": new_per_task,
         "ablation": ablation,
+        "protocol": protocol,
         "indexing_cost": cost,
         "verify": verified,
+        "verify_logme_curve": curve,
+        "noise_ceiling": noise,
         "filtered": filtered,
         "text_queries": words,
         "scale": {"zoo_size": growth, "index": scale,
@@ -127,13 +97,126 @@ def run(config_name: str = "bench", *, fresh: bool = False, progress: Callable[[
     return results
 
 
-def _ablation(zoo, untrained, root: Path, config: dict, specs, gt, held_features: dict) -> dict:
+@dataclass(frozen=True)
+class _Baselines:
+    static: pd.Series  # mean measured accuracy of each model over the meta-training tasks
+    params: pd.Series  # each model's parameter count
+    n_models: int
+
+
+def _compare(zoo, untrained, specs, gt, baselines: _Baselines, *, verify: int = 0):
+    """Every method's ranking of every task in `specs` against the ground truth: (summary by method, metrics by method
+    and task, zoo2vec's pair features by task and model). verify=n adds zoo2vec_verify{n}, the ranking search(verify=n)
+    returns (its first n run on the query samples and re-ordered by measured accuracy)."""
+    methods = METHODS + ((f"zoo2vec_verify{verify}",) if verify else ())
+    per_task: dict[str, dict[str, dict]] = {m: {} for m in methods}
+    latency: dict[str, list[float]] = {m: [] for m in methods}
+    work_passes: dict[str, list[float]] = {m: [] for m in methods}
+    features: dict[str, dict[str, dict]] = {}
+    rankings: dict[str, list[str]] = {}
+    for spec in specs:
+        rows = gt[gt.task_id == spec.task_id].set_index("model")
+        if len(rows) < 2:
+            continue
+        names = list(rows.index)
+        query, _ = materialize(spec)
+        scores = {}
+        for m, z in (("zoo2vec", zoo), ("zoo2vec_untrained", untrained)):
+            t0 = time.perf_counter()
+            found = {r.name: r for r in z.search(query, k=baselines.n_models)}
+            latency[m].append(time.perf_counter() - t0)
+            work_passes[m].append(0)
+            scores[m] = [found[n].score if n in found else -1e9 for n in names]
+            if m == "zoo2vec":
+                rankings[spec.task_id] = [n for n in found if n in rows.index]  # search order, best first
+        features[spec.task_id] = {n: r.features for n, r in found.items()}  # the same for both scorers
+        if verify:
+            t0 = time.perf_counter()
+            ranked = [r.name for r in zoo.search(query, k=baselines.n_models, verify=verify)]
+            latency[methods[-1]].append(time.perf_counter() - t0)
+            work_passes[methods[-1]].append(verify * len(query))
+            scores[methods[-1]] = [-float(ranked.index(n)) if n in ranked else -1e9 for n in names]
+        t0 = time.perf_counter()
+        words = {r.name: r.text_similarity for r in zoo.search(text="classes: " + ", ".join(query.label_names),
+                                                                  k=baselines.n_models, where={"modality": spec.modality})}
+        latency["card_text"].append(time.perf_counter() - t0)
+        work_passes["card_text"].append(0)
+        scores["card_text"] = [words.get(n, -1e9) for n in names]
+        rng = np.random.default_rng(spec.seed)
+        static = baselines.static
+        query_blind = {
+            "random": lambda: rng.random(len(names)).tolist(),
+            "largest": lambda: [float(baselines.params.get(n, 0)) for n in names],
+            "static": lambda: [float(static.get(n, static.mean() if len(static) else 0.0)) for n in names],
+        }
+        for m, rank in query_blind.items():
+            t0 = time.perf_counter()
+            scores[m] = rank()
+            latency[m].append(time.perf_counter() - t0)
+            work_passes[m].append(0)
+        for m in EXHAUSTIVE:
+            scores[m] = rows[m].to_numpy().tolist()
+            latency[m].append(float((rows["forward_s"] + rows[f"{m}_s"]).sum()))
+            work_passes[m].append(float(rows["forward_passes"].sum()))
+        y = rows["accuracy"].to_numpy()
+        for m in methods:
+            per_task[m][spec.task_id] = metrics.all_metrics(y, np.asarray(scores[m], dtype=np.float64))
+    summary = {}
+    for m in methods:
+        values = per_task[m]
+        if not values:
+            continue
+        row = {k: float(np.mean([v[k] for v in values.values()])) for k in METRICS}
+        row.update({f"{k}_ci95": list(metrics.bootstrap_ci([v[k] for v in values.values()])) for k in METRICS})
+        row.update(latency_ms_p50=1000 * float(np.median(latency[m])), latency_ms_p95=1000 * float(np.percentile(latency[m], 95)),
+                   forward_passes=float(np.mean(work_passes[m])), tasks=len(values))
+        summary[m] = row
+    return summary, per_task, features, rankings
+
+
+def verify_curve(rankings: dict[str, list[str]], gt, ns=(0, 1, 2, 3, 5, 8, 10, 15, 20)) -> dict:
+    """search(verify=n) with LogME as the measurement, for each n: zoo2vec's first n models re-ordered by their LogME on
+    the query samples (the ground truth caches it: the same n models' forward passes), over the tasks ranked."""
+    out = {}
+    for n in ns:
+        regret, top3 = [], []
+        for task_id, order in rankings.items():
+            rows = gt[gt.task_id == task_id].set_index("model")
+            head = sorted(order[:n], key=lambda m: -rows.at[m, "logme"])
+            ranked = head + order[n:]
+            truth = rows.loc[ranked, "accuracy"].to_numpy(dtype=np.float64)
+            position = -np.arange(len(ranked), dtype=np.float64)
+            regret.append(metrics.regret_at_1(truth, position))
+            top3.append(metrics.top_k_hit(truth, position, 3))
+        out[str(n)] = {"regret1": float(np.mean(regret)), "top3": float(np.mean(top3)), "tasks": len(regret)}
+    return out
+
+
+def _text_latency(zoo, held: list, *, samples: int = 100) -> float:
+    """Median search time (ms) of text tasks of `samples` labelled samples, one per held-out text dataset."""
+    from zoo2vec.data.task import Task
+    from zoo2vec.eval.bench_zoo import bench_data
+
+    tasks = []
+    for dataset in sorted({s.dataset for s in held if s.modality == "text"}):
+        data = bench_data(dataset, "tasks")
+        idx = np.random.default_rng(0).permutation(len(data))[:samples]
+        tasks.append(Task.from_arrays([data.x[i] for i in idx], [data.label_names[data.y[i]] for i in idx]))
+    if not tasks:
+        return float("nan")
+    zoo.search(tasks[0], k=5)  # warm the encoder
+    times = []
+    for task in tasks:
+        t0 = time.perf_counter()
+        zoo.search(task, k=5)
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
+
+
+def _ablation(zoo, meta: list, meta_features: dict, allowed: set[str], gt, held_features: dict) -> dict:
     """Held-out quality of the untrained score, the learned alignment, and the alignment retrained without each
     knowledge component (same meta-training tasks and settings as the served checkpoint)."""
-    meta = [s for s in specs if not s.held_out]
-    meta_features = align.task_features(untrained, meta)
-    allowed = align.meta_training_models(root, config)
-    held_ids = [s.task_id for s in specs if s.held_out and s.task_id in held_features]
+    held_ids = list(held_features)
     hidden = int(zoo.alignment.trained_on.get("hidden", 0)) if not zoo.alignment.untrained else 0
 
     def evaluate(scorer) -> dict:
@@ -235,7 +318,8 @@ def _meta(config, models, specs, seconds, alignment_version: str) -> dict:
         "config": config["name"], "models": int(len(models)), "alignment": alignment_version,
         "probe_sets": sorted(models["probe_set"].unique().tolist()), "encoder": sorted(models["encoder"].unique().tolist()),
         "models_by_modality": models.groupby("modality").size().to_dict(),
-        "held_out_datasets": config["held_out"], "tasks_held_out": sum(s.held_out for s in specs),
-        "tasks_meta_training": sum(not s.held_out for s in specs), "seconds": seconds,
+        "held_out_datasets": config["held_out"], "new_domain_datasets": config.get("new_domain", {}),
+        "tasks_held_out": sum(s.held_out for s in specs), "tasks_new_domain": sum(s.split == "new_domain" for s in specs),
+        "tasks_meta_training": sum(s.meta for s in specs), "seconds": seconds,
         "weighted_tau": "scipy.stats.weightedtau default (rank=True); weighted_tau_rank_none uses rank=None (Model Spider)",
     }

@@ -192,7 +192,7 @@ def train_words(config_name: str = "bench", *, out: Path | None = None, progress
     from zoo2vec.eval.ground_truth import GROUND_TRUTH_VERSION
 
     root, config, specs, gt = prepare(config_name, progress=progress)
-    meta = [s for s in specs if not s.held_out]
+    meta = [s for s in specs if s.meta]
     zoo = zoo2vec.open(root, words=alignment.UNTRAINED)
     rows = word_rows(word_results(zoo, meta))
     allowed = meta_training_models(root, config)
@@ -219,6 +219,7 @@ def benchmark(zoo, zoo_root: Path, config: dict, specs, gt, *, encoder=None) -> 
     from zoo2vec.eval.align import meta_training_models
     from zoo2vec.eval.tasks import materialize
 
+    specs = [s for s in specs if s.dataset in ASK]  # sentences exist for the held-out and meta-training datasets
     models = set(zoo.models()["name"])
     bad = bad_card_models(zoo_root) & models
     zoo_cards = {n: c for n, c in cards(zoo_root).items() if n in models}
@@ -251,7 +252,7 @@ def benchmark(zoo, zoo_root: Path, config: dict, specs, gt, *, encoder=None) -> 
                               "to_general": routed.count("general") / len(routed), "queries": len(routed)}
     out.update({name: evaluate(rank, held, gt, models, bad) for name, rank in rankers.items()})
     allowed = meta_training_models(zoo_root, config)
-    meta = [s.task_id for s in specs if not s.held_out]
+    meta = [s.task_id for s in specs if s.meta]
     out["ablation"] = {}
     for name, (table, features) in variants.items():
         scorer = fit(word_groups(table, gt, meta, allowed, features), features=features, version=name)

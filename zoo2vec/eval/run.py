@@ -106,7 +106,7 @@ class _Baselines:
 
 def _compare(zoo, untrained, specs, gt, baselines: _Baselines, *, verify: int = 0):
     """Every method's ranking of every task in `specs` against the ground truth: (summary by method, metrics by method
-    and task, zoo2vec's pair features by task and model). verify=n adds zoo2vec_verify{n}, the ranking search(verify=n)
+    and task, zoo2vec's pair features by task and model, zoo2vec's ranking by task). verify=n adds zoo2vec_verify{n}, the ranking search(verify=n)
     returns (its first n run on the query samples and re-ordered by measured accuracy)."""
     methods = METHODS + ((f"zoo2vec_verify{verify}",) if verify else ())
     per_task: dict[str, dict[str, dict]] = {m: {} for m in methods}

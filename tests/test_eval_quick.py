@@ -116,7 +116,7 @@ def test_metrics_follow_from_the_cached_ground_truth(quick):
     rows = gt[gt.task_id == task_id]
     assert values["weighted_tau"] == pytest.approx(metrics.weighted_tau(rows.accuracy.to_numpy(), rows.logme.to_numpy()))
     assert values["regret1"] == pytest.approx(rows.accuracy.max() - rows.accuracy.to_numpy()[np.argmax(rows.logme.to_numpy())])
-    assert set(rows.model) <= set(json.loads(path.with_suffix(".json").read_text())["models"])
+    assert set(rows.model) <= set(json.loads(path.with_suffix(".json").read_text())["versions"]["models"])
 
 
 @pytest.mark.shared_data
@@ -148,12 +148,15 @@ def test_probe_sets_never_draw_from_held_out_datasets():
 @pytest.mark.shared_data
 def test_train_align_reaches_training_on_the_quick_benchmark(quick, tmp_path, monkeypatch):
     """`zoo2vec train-align` on the quick run's cached zoo and ground truth gets through the preparation (it once
-    crashed there: its progress callback reached prepare() as the wrong argument) and, since the quick config's
-    meta-training tasks come from one dataset (nothing left to train on when it is left out), ends in a one-line
-    error that says so, not a traceback."""
+    crashed there: its progress callback reached prepare() as the wrong argument) and writes a checkpoint that
+    scores with every pair feature; its record names the meta-training tasks it learned from, transformed ones too."""
+    from zoo2vec.encoders import alignment
+
     _, _, _, home = quick
     monkeypatch.setenv("ZOO2VEC_HOME", str(home))
     result = CliRunner().invoke(main, ["train-align", "--config", "quick", "--out", str(tmp_path / "align.json")])
     assert "measuring ground truth" in result.output
-    assert result.exit_code == 2 and "Error: no meta-training tasks to learn the alignment from" in result.output
-    assert not (tmp_path / "align.json").exists()
+    assert result.exit_code == 0, result.output
+    scorer = alignment.load(str(tmp_path / "align.json"))
+    assert scorer.features == alignment.FEATURES and not scorer.untrained
+    assert any("-" in t.rsplit("/", 1)[1] for t in scorer.trained_on["tasks"])  # e.g. "mpqa/lower-0"

@@ -48,21 +48,41 @@ def versions(zoo_root: Path) -> dict:
             "models": models}
 
 
+def cached_tasks(out: Path, made_by: dict, specs: list[TaskSpec]):
+    """The rows of `out` (Parquet, JSON sidecar beside it) still valid for `specs`: those of tasks measured with the
+    same versions (`made_by`) and samples; returns them and the sidecar to extend (empty when a version changed)."""
+    import pandas as pd
+
+    meta = {"versions": json.loads(json.dumps(made_by)), "tasks": {}}  # as it reads back: tuples become lists
+    meta_path = out.with_suffix(".json")
+    if not (out.exists() and meta_path.exists()):
+        return pd.DataFrame(), meta
+    before = json.loads(meta_path.read_text())
+    if before.get("versions") != meta["versions"]:
+        return pd.DataFrame(), meta
+    same = {s.task_id for s in specs if before.get("tasks", {}).get(s.task_id) == s.sample_key()}
+    done = pd.read_parquet(out)
+    meta["tasks"] = {t: before["tasks"][t] for t in same}
+    return done[done["task_id"].isin(same)], meta
+
+
+def save_tasks(table, out: Path, meta: dict) -> None:
+    """Write the table, then its sidecar, each through a temporary file: a crash leaves the previous pair readable."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.parquet")
+    table.to_parquet(tmp)
+    tmp.replace(out)
+    tmp_meta = out.with_suffix(".tmp.json")
+    tmp_meta.write_text(json.dumps(meta, indent=1))
+    tmp_meta.replace(out.with_suffix(".json"))
+
+
 def measure(zoo_root: Path, specs: list[TaskSpec], out: Path, *, progress: Callable[[str, int, int], None] | None = None):
     """Ground truth and exhaustive scores for every (task, model of its modality); returns a DataFrame."""
     import pandas as pd
 
     out = Path(out)
-    meta_path = out.with_suffix(".json")
-    meta = {"versions": json.loads(json.dumps(versions(zoo_root))), "tasks": {}}  # as it reads back: tuples become lists
-    done = pd.DataFrame()
-    if out.exists() and meta_path.exists():
-        before = json.loads(meta_path.read_text())
-        if before.get("versions") == meta["versions"]:
-            same = {s.task_id for s in specs if before["tasks"].get(s.task_id) == s.sample_key()}
-            done = pd.read_parquet(out)
-            done = done[done["task_id"].isin(same)]
-            meta["tasks"] = {t: before["tasks"][t] for t in same}
+    done, meta = cached_tasks(out, versions(zoo_root), specs)
     finished = set(done["task_id"]) if len(done) else set()
     folders = ZooLayout(zoo_root).discover()
     cards = {name: ModelCard.load(folder) for name, folder in folders.items()}
@@ -96,12 +116,7 @@ def measure(zoo_root: Path, specs: list[TaskSpec], out: Path, *, progress: Calla
             rows.append(row)
         frames.append(pd.DataFrame(rows))
         meta["tasks"][spec.task_id] = spec.sample_key()
-        table = pd.concat(frames, ignore_index=True)
-        tmp = out.with_suffix(".tmp.parquet")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_parquet(tmp)
-        tmp.replace(out)
-        meta_path.write_text(json.dumps(meta, indent=1))
+        save_tasks(pd.concat(frames, ignore_index=True), out, meta)
     if progress:
         progress("", len(specs), len(specs))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -18,7 +18,6 @@ the same versions and samples, and recomputes everything when a version changed.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 
 from zoo2vec.data.task import Task
 from zoo2vec.eval import metrics
-from zoo2vec.eval.ground_truth import _inputs, versions
+from zoo2vec.eval.ground_truth import _inputs, cached_tasks, save_tasks, versions
 from zoo2vec.eval.tasks import TaskSpec, bench_data, materialize
 from zoo2vec.zoo.adapters import load_model
 from zoo2vec.zoo.blackbox import checked_predict
@@ -107,16 +106,7 @@ def measure(zoo_root: Path, specs: list[TaskSpec], out: Path, *, redraws: int = 
     import pandas as pd
 
     out = Path(out)
-    meta_path = out.with_suffix(".json")
-    meta = {"versions": json.loads(json.dumps(noise_versions(zoo_root, redraws))), "tasks": {}}  # as read back
-    done = pd.DataFrame()
-    if out.exists() and meta_path.exists():
-        before = json.loads(meta_path.read_text())
-        if before.get("versions") == meta["versions"]:
-            same = {s.task_id for s in specs if before.get("tasks", {}).get(s.task_id) == s.sample_key()}
-            done = pd.read_parquet(out)
-            done = done[done["task_id"].isin(same)]
-            meta["tasks"] = {t: before["tasks"][t] for t in same}
+    done, meta = cached_tasks(out, noise_versions(zoo_root, redraws), specs)
     finished = set(done["task_id"]) if len(done) else set()
     folders = ZooLayout(zoo_root).discover()
     cards = {name: ModelCard.load(folder) for name, folder in folders.items()}
@@ -150,14 +140,7 @@ def measure(zoo_root: Path, specs: list[TaskSpec], out: Path, *, redraws: int = 
                 rows.append({"task_id": spec.task_id, "model": name, "redraw": 0, "error": f"{type(exc).__name__}: {exc}"})
         frames.append(pd.DataFrame(rows))
         meta["tasks"][spec.task_id] = spec.sample_key()
-        table = pd.concat(frames, ignore_index=True)
-        tmp = out.with_suffix(".tmp.parquet")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_parquet(tmp)
-        tmp.replace(out)
-        tmp_meta = meta_path.with_suffix(".tmp.json")
-        tmp_meta.write_text(json.dumps(meta, indent=1))
-        tmp_meta.replace(meta_path)
+        save_tasks(pd.concat(frames, ignore_index=True), out, meta)
     if progress:
         progress("", len(specs), len(specs))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -5,6 +5,7 @@
     ├── MissingExtraError    an optional dependency is not installed
     ├── ZooError             a zoo or a model folder that cannot be used
     │   ├── UntrustedCheckpointError   a pickled checkpoint without trust_pickle=True
+    │   ├── SkippedModel     a model zoo2vec does not index (not a classifier): listed, not failed
     │   └── ModelFailure     a model that raised, hung, or answered badly
     ├── TaskError            a task that cannot be searched with (empty, one class, unreadable)
     ├── FilterError          a filter field or value that is not understood
@@ -34,6 +35,10 @@ class ZooError(Zoo2VecError):
 
 class UntrustedCheckpointError(ZooError):
     """A pickled checkpoint, refused because pickles can run arbitrary code."""
+
+
+class SkippedModel(ZooError):
+    """A model that is not one zoo2vec indexes (e.g. a Hugging Face model without a classification head)."""
 
 
 class ModelFailure(ZooError):

@@ -12,7 +12,8 @@ from zoo2vec.errors import ZooError
 from zoo2vec.zoo.layout import CARD_FILE, card_path
 
 MODALITIES = ("image", "text")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# a folder's name, or a Hugging Face cache model's ORG/NAME@REV
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(/[A-Za-z0-9][A-Za-z0-9._-]{0,127})?(@[A-Za-z0-9._-]{1,64})?$")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,11 @@ class ModelCard:
             raise ZooError("a card needs at least 'name' and 'modality'")
         return cls(**data)
 
+    @property
+    def file_name(self) -> str:
+        """The name as one file name (ORG/NAME@REV -> ORG--NAME@REV), for caches keyed by model."""
+        return self.name.replace("/", "--")
+
     def save(self, folder: Path) -> Path:
         path = card_path(folder)
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
@@ -98,7 +104,8 @@ class ModelCard:
 def _check_name(name) -> None:
     if not isinstance(name, str) or not _NAME.match(name):
         raise ZooError(
-            f"bad model name {name!r}: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            f"bad model name {name!r}: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit "
+            "(a Hugging Face cache model is named ORG/NAME@REV)"
         )
 
 

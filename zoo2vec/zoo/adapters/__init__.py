@@ -1,13 +1,17 @@
 """Adapters: how a model folder becomes a black box, one module per format, looked up by the card's adapter kind.
 
-Each module of this package registers its kinds with `@register("kind")`; other packages add formats through the
-`zoo2vec.adapters` entry-point group (name = the kind, object = a loader), so no central list names them all:
+Each module of this package registers its kinds with `@register("kind", detect=...)`; other packages add formats
+through the `zoo2vec.adapters` entry-point group (name = the kind, object = a loader), so no central list names them all:
 
     [project.entry-points."zoo2vec.adapters"]
-    onnx = "my_package.onnx_adapter:load"
+    my-format = "my_package.my_adapter:load"
 
 A loader takes a `ModelSource` (the folder, its card, the caller's trust settings) and returns a `BlackBoxModel`;
-nothing runs until predict() is called. Adding a format is one new module here (or one entry point) plus its tests.
+nothing runs until predict() is called. A detector takes a model folder and says what the format's own files tell
+about the model (`Inferred`: card fields, the adapter entry among them, and where each came from), or None when
+the folder is not of its format; so a folder needs no `card.json`. `read_card` merges the two: a `card.json`
+beside the model overrides the inferred card field by field. Adding a format is one new module here (or one entry
+point) plus its tests.
 """
 
 from __future__ import annotations
@@ -17,14 +21,15 @@ import hashlib
 import importlib
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from zoo2vec.errors import ZooError
 from zoo2vec.zoo.blackbox import BlackBoxModel
 from zoo2vec.zoo.card import ModelCard
-from zoo2vec.zoo.layout import CARD_FILE
+from zoo2vec.zoo.layout import CARD_FILE, card_path
 
 ENTRY_POINT_GROUP = "zoo2vec.adapters"
 ADAPTER_VERSION = "1"  # part of every fingerprint: a change in how we call models re-probes them
@@ -59,15 +64,40 @@ class ModelSource:
         return path
 
 
+@dataclass(frozen=True)
+class Inferred:
+    """What a format's own files say about a model: card fields (the `adapter` entry among them) and, per field,
+    where it was read, e.g. {"label_names": "config.json id2label"}."""
+
+    fields: dict[str, Any]
+    origin: dict[str, str] = field(default_factory=dict)
+
+    def __or__(self, other: Inferred) -> Inferred:
+        """`other`'s fields over these (tags are joined)."""
+        fields = {**self.fields, **other.fields}
+        if "tags" in self.fields and "tags" in other.fields:
+            fields["tags"] = list(dict.fromkeys([*self.fields["tags"], *other.fields["tags"]]))
+        return Inferred(fields, {**self.origin, **other.origin})
+
+
 Loader = Callable[[ModelSource], BlackBoxModel]
+Detector = Callable[[Path], "Inferred | None"]
 _LOADERS: dict[str, Loader] = {}  # zoo2vec's own formats, filled by this package's modules as they are imported
+_DETECTORS: dict[str, tuple[int, Detector]] = {}  # kind -> (priority, detector); lower priority is asked first
+_EXPECTS: dict[str, str] = {}  # kind -> what a folder of that format holds, for the error that lists them
 
 
-def register(kind: str) -> Callable[[Loader], Loader]:
-    """Decorator: make `loader` the way to open models whose card says adapter.kind == kind."""
+def register(kind: str, *, detect: Detector | None = None, expects: str = "", priority: int = 50
+             ) -> Callable[[Loader], Loader]:
+    """Decorator: make `loader` the way to open models whose card says adapter.kind == kind. `detect` recognises a
+    folder of this format without a card (`expects` says in a few words what it looks for); a format that others
+    contain (a Hugging Face cache snapshot holds a transformers folder) asks first with a lower `priority`."""
 
     def add(loader: Loader) -> Loader:
         _LOADERS[kind] = loader
+        if detect is not None:
+            _DETECTORS[kind] = (priority, detect)
+        _EXPECTS[kind] = expects or "a card.json whose adapter entry names it"
         return loader
 
     return add
@@ -113,10 +143,84 @@ def loader_for(kind: str | None, model: str = "?") -> Loader:
                        f"{type(exc).__name__}: {exc}") from None
 
 
-def load_model(folder: Path, *, trust_pickle: bool = False) -> BlackBoxModel:
-    """Open one model folder as a black box. Nothing runs until predict() is called."""
+def detector_for(kind: str) -> Detector | None:
+    _own()
+    entry = _DETECTORS.get(kind)
+    return entry[1] if entry else None
+
+
+def detect(folder: Path) -> Inferred | None:
+    """What the first format that recognises the folder reads from it; None when none does."""
+    _own()
+    for _, detector in sorted(_DETECTORS.values(), key=lambda entry: entry[0]):
+        found = detector(folder)
+        if found is not None:
+            return found
+    return None
+
+
+def formats_accepted() -> str:
+    """Every format a folder may be in, one per line, for the error of a folder that is none of them."""
+    _own()
+    return "\n".join(f"  {kind}: {_EXPECTS.get(kind, 'a card.json whose adapter entry names it')}"
+                     for kind in available())
+
+
+@dataclass(frozen=True)
+class ResolvedCard:
+    """A model's card and where each of its fields came from (card.json, a file of the model, the folder's name)."""
+
+    card: ModelCard
+    origin: dict[str, str]
+
+
+def read_card(folder: Path, name: str | None = None) -> ResolvedCard:
+    """The card zoo2vec indexes for a model folder: what its format's files say, overridden field by field by a
+    card.json beside it; `name` (else the folder's name) when neither names the model. Raises ZooError for a folder
+    that is no model zoo2vec knows, SkippedModel for one that is a model but not a classifier."""
     folder = Path(folder)
-    card = ModelCard.load(folder)
+    written = _card_json(folder)
+    kind = written.get("adapter", {}).get("kind") if isinstance(written.get("adapter"), dict) else None
+    if kind is not None:
+        detector = detector_for(kind)
+        inferred = (detector(folder) if detector else None) or Inferred({})
+    else:
+        inferred = detect(folder)
+        if inferred is None:
+            where = f"{folder} has no {CARD_FILE} with an adapter entry" if written else f"{folder} has no {CARD_FILE}"
+            raise ZooError(f"{where} and is in none of the formats zoo2vec reads without one. Formats:\n"
+                           f"{formats_accepted()}\nAdd a {CARD_FILE} naming its adapter, or save it in one of these.")
+    fields = dict(inferred.fields)
+    origin = dict(inferred.origin)
+    if "name" not in fields:
+        fields["name"], origin["name"] = name or folder.name, "the folder's name"
+    for key, value in written.items():
+        if key == "adapter" and isinstance(value, dict) and isinstance(fields.get("adapter"), dict):
+            value = {**fields["adapter"], **value}
+        fields[key], origin[key] = value, CARD_FILE
+    return ResolvedCard(ModelCard.from_dict(fields), origin)
+
+
+def _card_json(folder: Path) -> dict[str, Any]:
+    path = card_path(folder)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        if not folder.is_dir():
+            raise ZooError(f"{folder} is not a folder: a model is a folder of files") from None
+        return {}
+    except json.JSONDecodeError as exc:
+        raise ZooError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ZooError(f"{path} must hold a JSON object")
+    return data
+
+
+def load_model(folder: Path, *, card: ModelCard | None = None, trust_pickle: bool = False) -> BlackBoxModel:
+    """Open one model folder as a black box (its card read with `read_card` unless given). Nothing runs until
+    predict() is called."""
+    folder = Path(folder)
+    card = card or read_card(folder).card
     return loader_for(card.adapter.get("kind"), card.name)(ModelSource(folder, card, trust_pickle=trust_pickle))
 
 

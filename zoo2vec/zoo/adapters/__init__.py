@@ -19,9 +19,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib
+import json
 import pkgutil
 from collections.abc import Callable
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

@@ -14,18 +14,31 @@ def _model(layout: ZooLayout, name: str):
     return folder
 
 
-def test_discover_finds_model_folders_with_a_card_in_name_order(tmp_path):
+def test_discover_finds_every_model_folder_in_name_order(tmp_path):
     layout = ZooLayout(tmp_path)
     b, a = _model(layout, "b-model"), _model(layout, "a-model")
-    (layout.models / "no-card").mkdir()
+    (layout.models / "no-card").mkdir()  # a format may say what the card would; indexing records it if none does
     (layout.models / ".a-model.tmp").mkdir()  # a recipe's half-built folder
     (layout.models / "stray.txt").write_text("not a model")
-    assert list(layout.discover().items()) == [("a-model", a), ("b-model", b)]
+    assert list(layout.discover().items()) == [("a-model", a), ("b-model", b), ("no-card", layout.models / "no-card")]
 
 
 def test_a_folder_without_models_is_not_a_zoo(tmp_path):
     with pytest.raises(ZooError, match="is not a zoo: it has no models/ folder"):
         ZooLayout(tmp_path).discover()
+
+
+def test_sources_are_kept_in_the_manifest_once_and_resolved(tmp_path):
+    layout = ZooLayout(tmp_path)
+    assert layout.add_source("hf-cache", tmp_path / "cache")
+    assert not layout.add_source("hf-cache", tmp_path / "cache")
+    assert layout.sources() == [{"kind": "hf-cache", "path": str((tmp_path / "cache").resolve())}]
+    assert layout.discover() == {}  # no models/ folder: the sources are the zoo
+    layout.write_manifest({"sources": [{"kind": "hf-cache", "path": "rel/cache"}]})
+    assert layout.sources()[0]["path"] == str(tmp_path / "rel" / "cache")
+    layout.write_manifest({"sources": ["~/.cache"]})
+    with pytest.raises(ZooError, match="'sources' must be a list"):
+        layout.sources()
 
 
 def test_manifest_round_trip_and_defaults(tmp_path):

@@ -1,4 +1,4 @@
-"""The console verbs: demo | index | search | models | serve (use); eval (the benchmark); train-align | train-words |
+"""The console verbs: demo | index | search | models | card | serve (use); eval (the benchmark); train-align | train-words |
 train-clip | train-text (trainers of what search loads)."""
 
 from __future__ import annotations
@@ -96,15 +96,52 @@ def demo(no_app: bool, port: int):
     _serve(root, port)
 
 
+def _default_hf_cache() -> str:
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    return HF_HUB_CACHE
+
+
 @main.command()
 @click.argument("zoo_path", required=False, type=click.Path(path_type=Path))
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds a model may take on the probe set.")
 @click.option("--trust-pickle", is_flag=True, help="Allow pickled checkpoints (they can run arbitrary code).")
-def index(zoo_path: Path | None, timeout: float, trust_pickle: bool):
+@click.option("--hf-cache", "hf_cache", is_flag=False, flag_value="", default=None, metavar="[DIR]",
+              help="Also index every classifier in a Hugging Face cache (default: $HF_HUB_CACHE); the zoo's zoo.json "
+                   "keeps it as a source for later runs.")
+def index(zoo_path: Path | None, timeout: float, trust_pickle: bool, hf_cache: str | None):
     """Probe new or changed models of a zoo and publish a new index snapshot."""
-    report = _index(_zoo_path(zoo_path), timeout, trust_pickle)
+    root = _zoo_path(zoo_path)
+    if hf_cache is not None:
+        from zoo2vec.zoo.adapters.hf_cache import KIND, scan
+        from zoo2vec.zoo.layout import ZooLayout
+
+        cache = Path(hf_cache or _default_hf_cache()).expanduser()
+        scan(cache)  # a folder that is no cache fails here, before the manifest names it
+        if ZooLayout(root).add_source(KIND, cache):
+            click.echo(f"{root / 'zoo.json'}: added the Hugging Face cache {cache} as a source", err=True)
+    report = _index(root, timeout, trust_pickle)
     if report.failed:
         click.echo(f"{len(report.failed)} model(s) failed; they will be retried on the next run", err=True)
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path, exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print the card as JSON (no sources).")
+def card(path: Path, as_json: bool):
+    """Print the card zoo2vec would index for a model folder, and where each field came from."""
+    from zoo2vec.zoo.adapters import read_card
+
+    resolved = read_card(path)
+    fields = resolved.card.to_dict()
+    if as_json:
+        click.echo(json.dumps(fields, indent=2))
+        return
+    width = max(map(len, fields))
+    for key, value in fields.items():
+        shown = json.dumps(value) if not isinstance(value, str) else value
+        shown = shown if len(shown) <= 70 else shown[:67] + "..."
+        click.echo(f"{key:<{width}}  {shown:<70}  {resolved.origin.get(key, 'default')}")
 
 
 @main.command()
@@ -144,7 +181,7 @@ def search(zoo_path, task_path, text, k, where, text_column, label_column, as_js
 
 @main.command()
 @_zoo_option
-@click.option("--failed", is_flag=True, help="Show the probe runs that failed, with their reasons.")
+@click.option("--failed", is_flag=True, help="Show the probe runs that failed or were skipped, with their reasons.")
 def models(zoo_path, failed):
     """List the indexed models (or the failed probe runs)."""
     import pandas as pd
@@ -155,7 +192,8 @@ def models(zoo_path, failed):
     with pd.option_context("display.width", 200, "display.max_rows", 500, "display.max_colwidth", 60):
         if failed:
             runs = zoo.runs()
-            click.echo(runs[runs.status == "failed"][["name", "reason", "ran_at"]].to_string(index=False))
+            runs = runs[runs.status.isin(["failed", "skipped"])]
+            click.echo(runs[["name", "status", "reason", "ran_at"]].to_string(index=False))
         else:
             click.echo(zoo.models()[["name", "modality", "license", "params", "tags"]].to_string(index=False))
 

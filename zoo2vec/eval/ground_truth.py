@@ -21,7 +21,8 @@ from zoo2vec.eval.tasks import TaskSpec, materialize
 from zoo2vec.zoo.adapters import ADAPTER_VERSION, fingerprint, load_model
 from zoo2vec.zoo.blackbox import checked_predict
 from zoo2vec.zoo.card import ModelCard
-from zoo2vec.zoo.layout import ZooLayout
+from zoo2vec.zoo.discovery import cards as zoo_cards
+from zoo2vec.zoo.discovery import discover
 from zoo2vec.zoo.measure import linear_head, log_features
 
 GROUND_TRUTH_VERSION = "gt-2"
@@ -42,7 +43,7 @@ def versions(zoo_root: Path) -> dict:
 
     import zoo2vec
 
-    models = {name: fingerprint(folder) for name, folder in ZooLayout(zoo_root).discover().items()}
+    models = {name: fingerprint(folder) for name, folder in discover(zoo_root).items()}
     return {"ground_truth": GROUND_TRUTH_VERSION, "adapter": ADAPTER_VERSION, "zoo2vec": zoo2vec.__version__,
             "sklearn": sklearn.__version__, "features": "log-probabilities", "head": "StandardScaler + LogisticRegression(max_iter=1000)",
             "models": models}
@@ -84,8 +85,8 @@ def measure(zoo_root: Path, specs: list[TaskSpec], out: Path, *, progress: Calla
     out = Path(out)
     done, meta = cached_tasks(out, versions(zoo_root), specs)
     finished = set(done["task_id"]) if len(done) else set()
-    folders = ZooLayout(zoo_root).discover()
-    cards = {name: ModelCard.load(folder) for name, folder in folders.items()}
+    folders = discover(zoo_root)
+    cards = zoo_cards(zoo_root)
     loaded: dict[str, object] = {}
     frames = [done] if len(done) else []
     for i, spec in enumerate(specs):

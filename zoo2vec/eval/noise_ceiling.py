@@ -30,8 +30,8 @@ from zoo2vec.eval.ground_truth import _inputs, cached_tasks, save_tasks, version
 from zoo2vec.eval.tasks import TaskSpec, bench_data, materialize
 from zoo2vec.zoo.adapters import load_model
 from zoo2vec.zoo.blackbox import checked_predict
-from zoo2vec.zoo.card import ModelCard
-from zoo2vec.zoo.layout import ZooLayout
+from zoo2vec.zoo.discovery import cards as zoo_cards
+from zoo2vec.zoo.discovery import discover
 from zoo2vec.zoo.measure import linear_head, log_features
 
 NOISE_VERSION = "noise-1"
@@ -108,8 +108,8 @@ def measure(zoo_root: Path, specs: list[TaskSpec], out: Path, *, redraws: int = 
     out = Path(out)
     done, meta = cached_tasks(out, noise_versions(zoo_root, redraws), specs)
     finished = set(done["task_id"]) if len(done) else set()
-    folders = ZooLayout(zoo_root).discover()
-    cards = {name: ModelCard.load(folder) for name, folder in folders.items()}
+    folders = discover(zoo_root)
+    cards = zoo_cards(zoo_root)
     loaded: dict[str, object] = {}
     frames = [done] if len(done) else []
     for i, spec in enumerate(specs):

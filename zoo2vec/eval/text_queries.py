@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo2vec.train.alignment import fit
-from zoo2vec.zoo.card import ModelCard
+from zoo2vec.zoo.discovery import cards
 from zoo2vec.zoo.layout import ZooLayout
 
 # what a user asks for, per dataset, in words the bench cards (eval.bench_zoo.PURPOSE) do not use
@@ -109,11 +109,6 @@ REPHRASE = {
 TEMPLATES = ("{purpose}: {classes}", "{rephrase}: {classes}", "{rephrase}", "{classes}", "a model that tells {classes} apart",
              "{kind} classification into {classes}", "{purpose}")
 KIND = {"vision": "image", "medical": "medical image", "language": "text"}
-
-
-def cards(zoo_root: Path) -> dict[str, ModelCard]:
-    """Every model card in the zoo folder, by model name."""
-    return {c.name: c for c in (ModelCard.load(folder) for folder in ZooLayout(zoo_root).discover().values())}
 
 
 def training_pairs(zoo_root: Path, held_out: set[str], *, per_model: int = 6, seed: int = 0) -> list[tuple[str, str, str, str]]:

@@ -22,13 +22,14 @@ import numpy as np
 
 from zoo2vec.data.images import resize
 from zoo2vec.encoders import know2vec, probe_set, reference
-from zoo2vec.errors import ModelFailure, Zoo2VecError, ZooError
+from zoo2vec.errors import ModelFailure, SkippedModel, Zoo2VecError, ZooError
 from zoo2vec.index.catalog import SCHEMA_VERSION, Catalog
 from zoo2vec.index.snapshots import SnapshotStore
 from zoo2vec.index.vector_index import VectorIndex
-from zoo2vec.zoo.adapters import fingerprint, load_model
+from zoo2vec.zoo.adapters import fingerprint, load_model, read_card
 from zoo2vec.zoo.blackbox import checked_predict
 from zoo2vec.zoo.card import ModelCard
+from zoo2vec.zoo.discovery import discover
 from zoo2vec.zoo.layout import ZooLayout
 
 Progress = Callable[[str, int, int], None]
@@ -41,6 +42,7 @@ class IndexReport:
     reused: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # models zoo2vec does not index (not classifiers), and why
     seconds: float = 0.0
     # per freshly probed model: (seconds in its forward passes on the probe set, seconds of everything else zoo2vec
     # spent on it: loading, checks, Know2Vec encoding, its share of the card and label embedding)
@@ -52,9 +54,10 @@ class IndexReport:
 
     def summary(self) -> str:
         text = (f"snapshot {self.snapshot}: {self.indexed} models indexed ({len(self.probed)} probed, "
-                f"{len(self.reused)} unchanged), {len(self.failed)} failed, {len(self.removed)} removed, "
-                f"{self.seconds:.1f} s")
-        return "\n".join([text] + [f"  failed {name}: {reason}" for name, reason in sorted(self.failed.items())])
+                f"{len(self.reused)} unchanged), {len(self.failed)} failed, {len(self.skipped)} skipped, "
+                f"{len(self.removed)} removed, {self.seconds:.1f} s")
+        return "\n".join([text] + [f"  failed {name}: {reason}" for name, reason in sorted(self.failed.items())]
+                         + [f"  skipped {name}: {reason}" for name, reason in sorted(self.skipped.items())])
 
 
 def probe_set_names(zoo_root: Path) -> dict[str, str]:
@@ -122,7 +125,7 @@ class _ProbeContext:
         """The model's outputs on the probe set (cached per fingerprint) and its forward seconds (None when cached)."""
         if cache.exists():
             return np.load(cache), None
-        model = load_model(folder, trust_pickle=self.trust_pickle)
+        model = load_model(folder, card=card, trust_pickle=self.trust_pickle)
         inputs = self.inputs(card, probes)
         t0 = time.perf_counter()
         probs = checked_predict(model, inputs, timeout_s=self.timeout_s)
@@ -140,7 +143,7 @@ def run_index(zoo_root: Path, *, timeout_s: float = 120.0, trust_pickle: bool = 
     zoo_root = Path(zoo_root)
     store = SnapshotStore(zoo_root)
     started = time.perf_counter()
-    found = ZooLayout(zoo_root).discover()
+    found = discover(zoo_root)
     chosen = probe_set_names(zoo_root)
     with store.lock():
         previous = store.current()
@@ -185,9 +188,9 @@ def _update(catalog: Catalog, found: dict[str, Path], context: _ProbeContext, re
                 pending.append(encoded)
                 runs.append((report.snapshot, name, fp, "ok", "", encoded.seconds))
         except Exception as exc:  # one broken model never stops the run: record it and go on
-            reason = _reason(exc)
-            report.failed[name] = reason
-            runs.append((report.snapshot, name, fp, "failed", reason, time.perf_counter() - t0))
+            reason, status = _reason(exc), "skipped" if isinstance(exc, SkippedModel) else "failed"
+            (report.skipped if status == "skipped" else report.failed)[name] = reason
+            runs.append((report.snapshot, name, fp, status, reason, time.perf_counter() - t0))
             if name in indexed:  # an old entry no longer describes the model in the folder: drop it until it indexes again
                 catalog.remove_model(name)
     if pending:
@@ -207,7 +210,7 @@ def _probe_model(name: str, folder: Path, fp: str, before, context: _ProbeContex
                  started: float) -> Encoded | None:
     """Probe and encode one model; None when its last entry still holds (same files, probe set and encoder).
     `started`: when the run began on this model (its fingerprint counts towards its cost)."""
-    card = ModelCard.load(folder)
+    card = read_card(folder, name).card
     if card.name != name:
         raise ZooError(f"folder {name!r} holds a card named {card.name!r}; rename one so they agree")
     ps_version, encoder = context.stamp(card.modality)
@@ -217,7 +220,7 @@ def _probe_model(name: str, folder: Path, fp: str, before, context: _ProbeContex
     setup = time.perf_counter()
     probes, embeddings = context.probes(card.modality)  # once per run and probe set, not charged to the model
     setup = time.perf_counter() - setup
-    cache = context.store.probes / ps_version / f"{name}-{fp}.npy"
+    cache = context.store.probes / ps_version / f"{card.file_name}-{fp}.npy"
     probs, forward = context.outputs(folder, card, probes, cache)
     knowledge = know2vec.encode_model(probs, embeddings)
     spent = time.perf_counter() - started - setup

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from zoo2vec.data.task import Task
 from zoo2vec.index.catalog import Catalog
 from zoo2vec.search.fusion import FusedScore
-from zoo2vec.zoo.layout import ZooLayout
+from zoo2vec.zoo.discovery import locate
 
 if TYPE_CHECKING:
     from zoo2vec.zoo.measure import Measured
@@ -22,8 +22,7 @@ def verify(zoo_root: Path, catalog: Catalog, task: Task, ranking: list[FusedScor
 
     head = ranking[:n]
     cards = catalog.cards([f.model_id for f in head])
-    layout = ZooLayout(zoo_root)
-    measured = {f.model_id: measure(layout.model_folder(cards[f.model_id]["name"]), task) for f in head}
+    measured = {f.model_id: measure(locate(zoo_root, cards[f.model_id]["name"]), task) for f in head}
 
     def order(f: FusedScore) -> tuple[bool, float, float]:
         accuracy = measured[f.model_id].accuracy

@@ -1,10 +1,11 @@
 """The zoo on disk: the one module that knows its folder layout and its manifest.
 
     <zoo>/
-        zoo.json                optional manifest: {"probe_sets": {"image": ..., "text": ...}, ...}
+        zoo.json                optional manifest: {"probe_sets": {"image": ..., "text": ...},
+                                "sources": [{"kind": "hf-cache", "path": "~/.cache/huggingface/hub"}], ...}
         models/<name>/          one folder per model
-            card.json           its card (name, modality, adapter, ...)
-            ...                 the files its adapter names
+            card.json           its card (name, modality, adapter, ...); optional for formats that say it themselves
+            ...                 the model's files
         .zoo2vec/               what indexing writes (snapshots, probe-output cache, lock; see index.snapshots)
 
 Everything else asks this module for paths (`ZooLayout(root).model_folder(name)`) and never spells these
@@ -52,12 +53,14 @@ class ZooLayout:
         return self.models / name
 
     def discover(self) -> dict[str, Path]:
-        """Model folders (those holding a card) under models/, by folder name, in name order."""
+        """Model folders under models/ (every folder but hidden ones: a card or the format's own files describe
+        it), by folder name, in name order; {} when the zoo has no models/ but its manifest names sources."""
         if not self.models.is_dir():
+            if self.sources():
+                return {}
             raise ZooError(f"{self.root} is not a zoo: it has no {MODELS_DIR}/ folder of model folders "
-                           f"(each with a {CARD_FILE})")
-        return {p.name: p for p in sorted(self.models.iterdir())
-                if p.is_dir() and not p.name.startswith(".") and has_card(p)}
+                           f"and its {MANIFEST_FILE} names no sources")
+        return {p.name: p for p in sorted(self.models.iterdir()) if p.is_dir() and not p.name.startswith(".")}
 
     def manifest(self) -> dict[str, Any]:
         """The zoo's manifest (zoo.json), {} when it has none."""
@@ -78,6 +81,27 @@ class ZooLayout:
             raise ZooError(f"{self.manifest_path}: 'probe_sets' must map a modality to a probe set name, "
                            f'e.g. {{"image": "image-v1", "text": "text-v2"}}; got {chosen!r}')
         return chosen
+
+    def sources(self) -> list[dict[str, str]]:
+        """The other places the manifest names models in, e.g. [{"kind": "hf-cache", "path": ...}], each path
+        with ~ expanded and relative paths taken from the zoo folder."""
+        sources = self.manifest().get("sources", [])
+        if not isinstance(sources, list) or not all(
+                isinstance(s, dict) and isinstance(s.get("kind"), str) and isinstance(s.get("path"), str)
+                for s in sources):
+            raise ZooError(f"{self.manifest_path}: 'sources' must be a list of {{\"kind\": ..., \"path\": ...}}, "
+                           f'e.g. [{{"kind": "hf-cache", "path": "~/.cache/huggingface/hub"}}]; got {sources!r}')
+        return [{**s, "path": str(self.root / Path(s["path"]).expanduser())} for s in sources]
+
+    def add_source(self, kind: str, path: Path) -> bool:
+        """Name another place models are in the manifest (kept for every later run); False when it is already there."""
+        manifest = self.manifest()
+        entry = {"kind": kind, "path": str(Path(path).expanduser().resolve())}
+        sources = manifest.get("sources", [])
+        if entry in sources:
+            return False
+        self.write_manifest({**manifest, "sources": [*sources, entry]})
+        return True
 
     def write_manifest(self, manifest: dict[str, Any]) -> Path:
         """Write zoo.json whole (through a temporary file, so a reader never sees half of it)."""

@@ -149,11 +149,12 @@ def detector_for(kind: str) -> Detector | None:
     return entry[1] if entry else None
 
 
-def detect(folder: Path) -> Inferred | None:
-    """What the first format that recognises the folder reads from it; None when none does."""
+def detect(folder: Path, *, exclude: tuple[str, ...] = ()) -> Inferred | None:
+    """What the first format that recognises the folder reads from it (formats in `exclude` not asked); None when
+    none does."""
     _own()
-    for _, detector in sorted(_DETECTORS.values(), key=lambda entry: entry[0]):
-        found = detector(folder)
+    for kind, (_, detector) in sorted(_DETECTORS.items(), key=lambda item: item[1][0]):
+        found = None if kind in exclude else detector(folder)
         if found is not None:
             return found
     return None
@@ -225,11 +226,17 @@ def load_model(folder: Path, *, card: ModelCard | None = None, trust_pickle: boo
 
 
 def fingerprint(folder: Path) -> str:
-    """Hash of every file in the model folder (card included) and of the adapter code version."""
+    """Hash of every file in the model folder (card included) and of the adapter code version. A file that links
+    into a Hugging Face cache's blobs/ is hashed by its blob's name, which is already its content's hash, so a
+    cached model of gigabytes is not read."""
     folder = Path(folder)
     h = hashlib.sha256(f"adapter-v{ADAPTER_VERSION}".encode())
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         h.update(str(path.relative_to(folder)).encode())
+        target = path.resolve()
+        if path.is_symlink() and target.parent.name == "blobs":
+            h.update(f"blob:{target.name}:{target.stat().st_size}".encode())
+            continue
         with path.open("rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)

@@ -124,3 +124,33 @@ def test_measure_on_the_tiny_zoo_caches_resumes_and_records_failures(tiny_zoo_ma
     summary = nc.summarise(more, truth)
     assert summary["tasks"] == 2 and summary["redraws"] == 2  # the failed task is left out
     assert 0 <= summary["top1"] <= 1 and 0 <= summary["top3"] <= 1 and -1 <= summary["weighted_tau"] <= 1
+
+
+def test_ground_truth_measures_only_the_models_whose_files_changed(tiny_zoo, tmp_path, monkeypatch):
+    import json
+
+    from zoo2vec.eval import ground_truth
+    from zoo2vec.zoo.layout import ZooLayout
+
+    specs = [TaskSpec("sklearn-digits/0", "sklearn-digits", "image", ("1", "7", "8"), 5, 12, 11)]
+    out = tmp_path / "gt.parquet"
+    first = ground_truth.measure(tiny_zoo, specs, out)
+    assert sorted(first["model"]) == ["digits8-linear", "digits8-linear-parity", "digits8-mlp-0to4"]
+    card = ZooLayout(tiny_zoo).model_folder("digits8-linear") / "card.json"
+    card.write_text(card.read_text().replace('"license": "mit"', '"license": "apache-2.0"'))
+    loaded = []
+    real = ground_truth.load_model
+    monkeypatch.setattr(ground_truth, "load_model", lambda folder: loaded.append(folder.name) or real(folder))
+    again = ground_truth.measure(tiny_zoo, specs, out)
+    assert loaded == ["digits8-linear"]  # the other two come from the cache
+    assert sorted(again["model"]) == sorted(first["model"])
+    kept = again[again.model != "digits8-linear"].sort_values("model").reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, first[first.model != "digits8-linear"].sort_values("model").reset_index(drop=True))
+
+    # a sidecar written before fingerprints moved out of "versions" is still read: nothing is measured again
+    meta = json.loads(out.with_suffix(".json").read_text())
+    meta["versions"]["models"] = meta.pop("models")
+    out.with_suffix(".json").write_text(json.dumps(meta))
+    loaded.clear()
+    ground_truth.measure(tiny_zoo, specs, out)
+    assert loaded == []

@@ -38,33 +38,46 @@ def _inputs(card: ModelCard, task):
     return resize(list(task.samples), card.input_shape) if card.modality == "image" else list(task.samples)
 
 
-def versions(zoo_root: Path) -> dict:
+def versions() -> dict:
     import sklearn
 
     import zoo2vec
 
-    models = {name: fingerprint(folder) for name, folder in discover(zoo_root).items()}
     return {"ground_truth": GROUND_TRUTH_VERSION, "adapter": ADAPTER_VERSION, "zoo2vec": zoo2vec.__version__,
-            "sklearn": sklearn.__version__, "features": "log-probabilities", "head": "StandardScaler + LogisticRegression(max_iter=1000)",
-            "models": models}
+            "sklearn": sklearn.__version__, "features": "log-probabilities", "head": "StandardScaler + LogisticRegression(max_iter=1000)"}
 
 
-def cached_tasks(out: Path, made_by: dict, specs: list[TaskSpec]):
-    """The rows of `out` (Parquet, JSON sidecar beside it) still valid for `specs`: those of tasks measured with the
-    same versions (`made_by`) and samples; returns them and the sidecar to extend (empty when a version changed)."""
+def fingerprints(folders: dict[str, Path]) -> dict[str, str]:
+    return {name: fingerprint(folder) for name, folder in folders.items()}
+
+
+def cached_tasks(out: Path, made_by: dict, specs: list[TaskSpec], models: dict[str, str]):
+    """The rows of `out` (Parquet, JSON sidecar beside it) still valid for `specs` and the zoo's `models` (name ->
+    fingerprint): those of tasks measured with the same versions (`made_by`) and samples, and of models with the same
+    fingerprint (a row with no model, a task-level error, stays with its task); returns them and the sidecar to
+    extend (empty when a version changed). So a model added to the zoo is measured alone, not the whole zoo again."""
     import pandas as pd
 
-    meta = {"versions": json.loads(json.dumps(made_by)), "tasks": {}}  # as it reads back: tuples become lists
+    meta = {"versions": json.loads(json.dumps(made_by)), "tasks": {}, "models": models}  # as JSON reads it back
     meta_path = out.with_suffix(".json")
     if not (out.exists() and meta_path.exists()):
         return pd.DataFrame(), meta
     before = json.loads(meta_path.read_text())
-    if before.get("versions") != meta["versions"]:
+    before_versions = dict(before.get("versions", {}))
+    before_models = before.get("models") or before_versions.pop("models", {})  # sidecars before 2026-12 kept them there
+    if before_versions != meta["versions"]:
         return pd.DataFrame(), meta
     same = {s.task_id for s in specs if before.get("tasks", {}).get(s.task_id) == s.sample_key()}
+    kept = {name for name, fp in models.items() if before_models.get(name) == fp} | {""}
     done = pd.read_parquet(out)
     meta["tasks"] = {t: before["tasks"][t] for t in same}
-    return done[done["task_id"].isin(same)], meta
+    return done[done["task_id"].isin(same) & done["model"].fillna("").isin(kept)], meta
+
+
+def missing(done, spec: TaskSpec, cards: dict[str, ModelCard]) -> list[str]:
+    """The models of the task's modality that `done` holds no row for on this task."""
+    have = set(done.loc[done["task_id"] == spec.task_id, "model"]) if len(done) else set()
+    return [name for name, card in cards.items() if card.modality == spec.modality and name not in have]
 
 
 def save_tasks(table, out: Path, meta: dict) -> None:
@@ -83,22 +96,22 @@ def measure(zoo_root: Path, specs: list[TaskSpec], out: Path, *, progress: Calla
     import pandas as pd
 
     out = Path(out)
-    done, meta = cached_tasks(out, versions(zoo_root), specs)
-    finished = set(done["task_id"]) if len(done) else set()
     folders = discover(zoo_root)
+    done, meta = cached_tasks(out, versions(), specs, fingerprints(folders))
     cards = zoo_cards(zoo_root)
     loaded: dict[str, object] = {}
     frames = [done] if len(done) else []
     for i, spec in enumerate(specs):
         if progress:
             progress(spec.task_id, i, len(specs))
-        if spec.task_id in finished:
+        todo = missing(done, spec, cards)
+        if not todo:
+            meta["tasks"][spec.task_id] = spec.sample_key()
             continue
         query, test = materialize(spec)
         rows = []
-        for name, card in cards.items():
-            if card.modality != spec.modality:
-                continue
+        for name in todo:
+            card = cards[name]
             row = {"task_id": spec.task_id, "model": name}
             try:
                 model = loaded.get(name) or loaded.setdefault(name, load_model(folders[name]))

@@ -12,8 +12,9 @@ outputs). summarise() turns that into ceilings a ranker can be held against:
   ranker (the expected accuracy includes the draw itself, so it is slightly optimistic).
 
 Accuracies go to a Parquet file (task_id, model, redraw, accuracy, n_test, forward_s, error) with a JSON sidecar of
-the versions that made them and what each task's samples were drawn from; a run keeps the tasks it has measured with
-the same versions and samples, and recomputes everything when a version changed.
+the versions that made them, what each task's samples were drawn from and each model's fingerprint; a run keeps the
+(task, model) rows measured with the same versions, samples and model files, measures only what is missing, and
+recomputes everything when a version changed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 
 from zoo2vec.data.task import Task
 from zoo2vec.eval import metrics
-from zoo2vec.eval.ground_truth import _inputs, cached_tasks, save_tasks, versions
+from zoo2vec.eval.ground_truth import _inputs, cached_tasks, fingerprints, missing, save_tasks, versions
 from zoo2vec.eval.tasks import TaskSpec, bench_data, materialize
 from zoo2vec.zoo.adapters import load_model
 from zoo2vec.zoo.blackbox import checked_predict
@@ -93,9 +94,9 @@ def _redraws(spec: TaskSpec, query: Task, redraws: int):
     return pooled, [(row, labels[row]) for row in rows]
 
 
-def noise_versions(zoo_root: Path, redraws: int) -> dict:
+def noise_versions(redraws: int) -> dict:
     """What every accuracy depends on besides its task's samples (a change recomputes them all)."""
-    return {"noise_ceiling": NOISE_VERSION, "redraws": redraws, **versions(zoo_root)}
+    return {"noise_ceiling": NOISE_VERSION, "redraws": redraws, **versions()}
 
 
 def measure(zoo_root: Path, specs: list[TaskSpec], out: Path, *, redraws: int = 5,
@@ -106,16 +107,17 @@ def measure(zoo_root: Path, specs: list[TaskSpec], out: Path, *, redraws: int = 
     import pandas as pd
 
     out = Path(out)
-    done, meta = cached_tasks(out, noise_versions(zoo_root, redraws), specs)
-    finished = set(done["task_id"]) if len(done) else set()
     folders = discover(zoo_root)
+    done, meta = cached_tasks(out, noise_versions(redraws), specs, fingerprints(folders))
     cards = zoo_cards(zoo_root)
     loaded: dict[str, object] = {}
     frames = [done] if len(done) else []
     for i, spec in enumerate(specs):
         if progress:
             progress(spec.task_id, i, len(specs))
-        if spec.task_id in finished:
+        todo = missing(done, spec, cards)
+        if not todo:
+            meta["tasks"][spec.task_id] = spec.sample_key()
             continue
         query, _ = materialize(spec)
         rows = []
@@ -124,9 +126,8 @@ def measure(zoo_root: Path, specs: list[TaskSpec], out: Path, *, redraws: int = 
         except Exception as exc:  # a task whose redraws cannot be made is recorded, not fatal  # noqa: BLE001
             pooled, draws = None, []
             rows.append({"task_id": spec.task_id, "model": "", "redraw": 0, "error": f"{type(exc).__name__}: {exc}"})
-        for name, card in cards.items():
-            if card.modality != spec.modality or pooled is None:
-                continue
+        for name in todo if pooled is not None else []:
+            card = cards[name]
             try:
                 model = loaded.get(name) or loaded.setdefault(name, load_model(folders[name]))
                 head = linear_head().fit(log_features(checked_predict(model, _inputs(card, query))), query.labels)

@@ -76,7 +76,7 @@ def test_a_pickle_named_torchscript_is_not_loaded(tmp_path, module):
 @pytest.mark.parametrize("kind, file, message", [
     ("safetensors", "../outside.safetensors", "outside its folder"),
     ("safetensors", "missing.safetensors", "missing"),
-    ("onnx", "model.onnx", "unknown adapter kind 'onnx'"),
+    ("onnx", "model.onnx", "model.onnx is missing"),
 ])
 def test_bad_adapter_entries(tmp_path, kind, file, message):
     _write_card(tmp_path, kind, file)
@@ -94,7 +94,8 @@ def test_fingerprint_follows_content(tmp_path, module):
 
 
 def test_every_format_of_zoo2vec_is_registered_by_its_module():
-    assert {"safetensors", "torchscript", "pickle", "sentence-transformers", "tflite", "http"} <= set(adapters.available())
+    assert {"safetensors", "torchscript", "pickle", "sentence-transformers", "tflite", "http", "transformers", "hf-cache",
+            "onnx", "skops", "sklearn-pickle", "timm", "torchvision", "keras"} <= set(adapters.available())
 
 
 def test_an_unknown_kind_names_the_available_ones(tmp_path):

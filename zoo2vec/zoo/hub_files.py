@@ -7,6 +7,7 @@ import json
 import struct
 from pathlib import Path
 
+from zoo2vec.errors import ZooError
 from zoo2vec.zoo.adapters import Inferred
 
 README = "README.md"
@@ -46,9 +47,12 @@ def readme_fields(folder: Path) -> Inferred:
 
 def safetensors_params(path: Path) -> int:
     """Number of parameters stored in a safetensors file, from its JSON header alone."""
-    with Path(path).open("rb") as f:
-        (size,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(size))
+    try:
+        with Path(path).open("rb") as f:
+            (size,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(size))
+    except (struct.error, ValueError, MemoryError, OverflowError) as exc:
+        raise ZooError(f"{path} is not a safetensors file (its header does not read: {exc})") from None
     total = 0
     for key, entry in header.items():
         if key != "__metadata__":

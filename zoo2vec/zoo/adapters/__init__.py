@@ -20,6 +20,7 @@ import functools
 import hashlib
 import importlib
 import json
+import os
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,8 +54,9 @@ class ModelSource:
         name = self.spec.get(key)
         if not name:
             raise ZooError(f"model {self.card.name!r}: adapter {self.spec.get('kind')!r} needs a {key!r} entry")
-        path = (self.folder / name).resolve()
-        if self.folder.resolve() not in path.parents:
+        # normalised, not resolved: a file may be a link (a Hugging Face cache's snapshot links into its blobs/)
+        path = Path(os.path.normpath(self.folder.absolute() / name))
+        if self.folder.absolute() not in path.parents:
             raise ZooError(f"model {self.card.name!r}: adapter file {name!r} points outside its folder")
         if not path.is_file():
             raise ZooError(f"model {self.card.name!r}: adapter file {path} is missing")
@@ -73,11 +75,12 @@ class Inferred:
     origin: dict[str, str] = field(default_factory=dict)
 
     def __or__(self, other: Inferred) -> Inferred:
-        """`other`'s fields over these (tags are joined)."""
-        fields = {**self.fields, **other.fields}
+        """`other`'s fields over these (tags are joined, and so are their origins)."""
+        fields, origin = {**self.fields, **other.fields}, {**self.origin, **other.origin}
         if "tags" in self.fields and "tags" in other.fields:
             fields["tags"] = list(dict.fromkeys([*self.fields["tags"], *other.fields["tags"]]))
-        return Inferred(fields, {**self.origin, **other.origin})
+            origin["tags"] = "; ".join(o for o in (self.origin.get("tags"), other.origin.get("tags")) if o)
+        return Inferred(fields, origin)
 
 
 Loader = Callable[[ModelSource], BlackBoxModel]

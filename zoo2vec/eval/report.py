@@ -94,6 +94,19 @@ def _new_domain(results: dict) -> list[str]:
             "Weighted tau by new-domain dataset:", "", *_by_dataset(results["per_task_new_domain"])]
 
 
+def _formats(results: dict) -> list[str]:
+    formats = results.get("formats") or {}
+    if not formats:
+        return []
+    lines = ["", "## Model formats", "", "Every bench model indexed afresh (the indexing-cost run), by the adapter kind its card "
+             "names or its files were inferred as; the milliseconds include the model's forward passes on the probe set.", "",
+             "| adapter kind | models | indexed | failed | skipped | median indexing ms per model |", "|---|---|---|---|---|---|"]
+    for kind, f in formats.items():
+        ms = "" if f.get("index_ms_p50") is None else f"{f['index_ms_p50']:.0f}"
+        lines.append(f"| `{kind}` | {f['models']} | {f['indexed']} | {f['failed']} | {f.get('skipped', 0)} | {ms} |")
+    return lines
+
+
 def _protocol(results: dict) -> list[str]:
     rows = results.get("protocol")
     if not rows:
@@ -183,6 +196,7 @@ def markdown(results: dict, config_name: str) -> str:
     lines += _by_dataset(results["per_task"])
     lines += _new_domain(results)
     lines += _protocol(results)
+    lines += _formats(results)
     ours, logme, static = (results["held_out"][m] for m in ("zoo2vec", "logme", "static"))
     ratio = results["scale"]["ratio_zoo2vec_to_logme_p50"]
     largest = max(results["scale"]["zoo_size"], key=int)

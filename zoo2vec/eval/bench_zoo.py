@@ -9,6 +9,7 @@ benchmark's tasks, so no task sample was seen in training.
 
 from __future__ import annotations
 
+import json
 import shutil
 import zlib
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from zoo2vec import settings
 from zoo2vec.data.datasets import LabelledData, packaged, stratified_split
 from zoo2vec.data.shared import SHARED, shared
 from zoo2vec.errors import ConfigError
+from zoo2vec.train import formats
 from zoo2vec.train.recipes import Recipe, build_model, build_zoo
 from zoo2vec.zoo.card import ModelCard
 from zoo2vec.zoo.layout import ZooLayout
@@ -161,19 +163,73 @@ def _build_resnet8(folder: Path):
     ).save(folder)
 
 
+# published models in the formats real zoos hold (../shared/data/models): the file and the card fields the file
+# cannot say; everything else is inferred from the file as in anyone's zoo
+THIRD_PARTY = {
+    "tribuo-cnn-mnist-onnx": ("third_party/tribuo-cnn-mnist-onnx/pytorch_cnn_mnist.onnx", {
+        "label_names": [str(d) for d in range(10)], "license": "apache-2.0", "training_data": "MNIST train set",
+        "source": "Oracle Tribuo tutorial (ONNX, external)", "adapter": {"scale": 255.0},
+        "description": "LeNet-style CNN for handwritten digits trained in PyTorch by Oracle Labs, exported to ONNX."}),
+    "mlcommons-resnet8-cifar10-keras": ("mlcommons_tiny/pretrainedResnet.h5", {
+        "label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+        "license": "apache-2.0", "training_data": "CIFAR-10 training set (by MLCommons)", "adapter": {"scale": 255.0},
+        "source": "MLCommons Tiny reference model (Keras h5, external)",
+        "description": "ResNet-8 for CIFAR-10 objects: the Keras original of the MLCommons Tiny reference model."}),
+}
+FORMATS_CACHE = "hf-cache"  # the bench zoo's Hugging Face cache (a source of its zoo.json), beside models/
+
+
+def _copy_third_party(path: str, card: dict) -> Callable[[Path], None]:
+    def build(folder: Path):
+        src = settings.shared_data() / "models" / path
+        if not src.exists():
+            raise ConfigError(f"{src} not found: point ZOO2VEC_DATA at the shared data folder")
+        folder.mkdir(parents=True)
+        shutil.copy2(src, folder / src.name)
+        (folder / "card.json").write_text(json.dumps({**card, "adapter": {**card["adapter"], "file": src.name}}) + "\n")
+
+    return build
+
+
 def build_bench_zoo(root: Path, *, names: list[str] | None = None,
                     progress: Callable[[str], None] | None = None) -> Path:
     """Train the benchmark zoo into the zoo folder `root` (resumable: built models are kept); its manifest records
-    each model's truth (dataset, classes, card style) for the benchmark."""
+    each model's truth (dataset, classes, card style) for the benchmark. Besides the recipes' models (cards written
+    by zoo2vec), it holds models in other formats with no card (train.formats; three in a Hugging Face cache) and
+    published ones whose card.json holds only what their file cannot say."""
     source = f"zoo2vec bench recipe {BENCH_VERSION}"
     every = recipes()
     jobs = [(r.name, lambda folder, r=r: build_model(r, folder, bench_data(r.dataset, "zoo"), source=source))
             for r in every]
     jobs.append(("mlcommons-resnet8-cifar10", _build_resnet8))
+    in_folders = {**formats.FORMAT_RECIPES, **{n: _copy_third_party(*t) for n, t in THIRD_PARTY.items()}}
+    cached = {repo: name for repo, name in formats.HF_CACHE_MODELS.items() if name in formats.SUBSET_RECIPES}
     if names is not None:
         jobs = [(n, b) for n, b in jobs if n in set(names)]
+        in_folders = {n: b for n, b in in_folders.items() if n in set(names)}
+        cached = {repo: n for repo, n in cached.items() if n in set(names)}
     build_zoo(root, jobs, version=BENCH_VERSION, progress=progress)
+    build_zoo(root, list(in_folders.items()), version=formats.FORMATS_VERSION, progress=progress)
     truth = {r.name: {"dataset": r.dataset, "groups": r.groups, "card_style": r.card_style} for r in every}
+    # models the packaged datasets' zoo half trained (bench_data(name, "zoo") is packaged(name, "train"))
+    truth.update({name: {"dataset": dataset, "groups": _groups(formats.SUBSET_CLASSES.get(name)), "card_style": "complete"}
+                  for name, dataset in formats.TRAINED_ON.items() if name in in_folders or name in cached.values()})
     manifest = {"name": "bench", "recipe": BENCH_VERSION, "probe_sets": PROBE_SETS, "models": truth}
+    if cached:
+        cache = formats.build_hf_cache(Path(root) / FORMATS_CACHE, cached, progress=progress)
+        truth.update({repo_name: truth.pop(name) for name, repo_name in _cached_names(cache, cached).items()})
+        manifest["sources"] = [{"kind": "hf-cache", "path": str(cache.resolve())}]
     ZooLayout(root).write_manifest(manifest)
     return Path(root)
+
+
+def _groups(classes: tuple[str, ...] | None) -> dict[str, list[str]] | None:
+    return None if classes is None else {c: [c] for c in classes}
+
+
+def _cached_names(cache: Path, repos: dict[str, str]) -> dict[str, str]:
+    """Recipe name -> the zoo name (ORG/NAME@REF) of each cached model."""
+    from zoo2vec.zoo.adapters.hf_cache import scan
+
+    by_repo = {name.split("@")[0]: name for name in scan(cache)}
+    return {recipe: by_repo[repo] for repo, recipe in repos.items()}

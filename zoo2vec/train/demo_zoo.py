@@ -1,4 +1,5 @@
-"""The demo zoo: 32 real models trained on packaged data, plus the packaged digit-recognizer CNN.
+"""The demo zoo: 32 real models trained on packaged data, the packaged digit-recognizer CNN, and models in the formats
+people's zoos hold (ONNX, skops, Keras under models/; transformers and timm in a Hugging Face cache beside them).
 
 Architectures, label subsets, data sizes and training budgets differ, so the best model depends on
 the task. Every model is trained here, seeded, and written as a model folder; a folder already
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from zoo2vec.data.datasets import packaged
 from zoo2vec.errors import ConfigError
+from zoo2vec.train import formats
 from zoo2vec.train.recipes import Recipe, build_model, build_zoo, one_each
 from zoo2vec.zoo.card import ModelCard
 from zoo2vec.zoo.layout import ZooLayout
@@ -125,6 +127,13 @@ def _build_digit_recognizer(folder: Path):
     save_model(folder, module, card, arch="cnn", config=config, mean=[0.1307], std=[0.3081])
 
 
+# models in the formats people's zoos hold, with no card.json (train.formats): these under models/, the
+# Hugging Face ones (and the packaged MiniLM encoder, which is no classifier) in a Hugging Face cache beside them
+FOLDER_FORMATS = ("onnx-mnist-cnn", "onnx-digits8-mlp", "skops-bbc-tfidf", "skops-digits8-logreg", "keras-mnist-cnn")
+HF_CACHE = "hf-cache"  # the cache's folder in the demo zoo, a source of its zoo.json
+ENCODER_REPO = "sentence-transformers/all-MiniLM-L6-v2"
+
+
 def build_demo_zoo(root: Path, *, names: list[str] | None = None, progress: Callable[[str], None] | None = None) -> Path:
     """Train the demo zoo (or the models in `names`) into the zoo folder `root` and return root.
 
@@ -134,15 +143,27 @@ def build_demo_zoo(root: Path, *, names: list[str] | None = None, progress: Call
     jobs = [(r.name, lambda folder, r=r: build_model(r, folder, packaged(r.dataset, "train"), source=source))
             for r in RECIPES]
     jobs.append(("digit-recognizer-cnn", _build_digit_recognizer))
+    jobs += [(name, formats.FORMAT_RECIPES[name]) for name in FOLDER_FORMATS]
+    cached = list(formats.HF_CACHE_MODELS.values())
     if names is not None:
-        unknown = sorted(set(names) - {n for n, _ in jobs})
+        unknown = sorted(set(names) - {n for n, _ in jobs} - set(cached))
         if unknown:
-            raise ConfigError(f"unknown demo model(s) {unknown}. Available: {', '.join(n for n, _ in jobs)}")
+            raise ConfigError(f"unknown demo model(s) {unknown}. Available: "
+                              f"{', '.join([n for n, _ in jobs] + cached)}")
         jobs = [(n, b) for n, b in jobs if n in names]
+        cached = [n for n in cached if n in names]
     build_zoo(root, jobs, version=RECIPE_VERSION, progress=progress)
-    ZooLayout(root).write_manifest({"name": "demo", "recipe": RECIPE_VERSION})
+    manifest = {"name": "demo", "recipe": RECIPE_VERSION}
+    if cached:
+        from zoo2vec.zoo.sentence import MINILM, encoder_path
+
+        repos = {repo: name for repo, name in formats.HF_CACHE_MODELS.items() if name in cached}
+        cache = formats.build_hf_cache(Path(root) / HF_CACHE, repos, also={ENCODER_REPO: encoder_path(MINILM)},
+                                       progress=progress)
+        manifest["sources"] = [{"kind": "hf-cache", "path": str(cache.resolve())}]
+    ZooLayout(root).write_manifest(manifest)
     return Path(root)
 
 
 def demo_size() -> int:
-    return len(RECIPES) + 1
+    return len(RECIPES) + 1 + len(FOLDER_FORMATS) + len(formats.HF_CACHE_MODELS)

@@ -127,14 +127,13 @@ def build_model(recipe: Recipe, folder: Path, data: LabelledData, *, source: str
 
 
 def build_zoo(root: Path, jobs: list[tuple[str, Callable[[Path], None]]], *, version: str,
-              progress: Callable[[str], None] | None = None) -> Path:
-    """Run each (name, builder(folder)) into the zoo's model folder of that name, skipping folders already built by
-    `version`."""
-    layout = ZooLayout(root)
-    models = layout.models
+              progress: Callable[[str], None] | None = None, into: Path | None = None) -> Path:
+    """Run each (name, builder(folder)) into the zoo's model folder of that name (or `into`/<name>: any folder of
+    model folders), skipping folders already built by `version`."""
+    models = Path(into) if into is not None else ZooLayout(root).models
     models.mkdir(parents=True, exist_ok=True)
     for name, builder in jobs:
-        folder = layout.model_folder(name)
+        folder = models / name
         stamp = folder / ".recipe"
         if not (stamp.exists() and stamp.read_text() == version):
             tmp = models / f".{name}.tmp"

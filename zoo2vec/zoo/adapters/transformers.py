@@ -30,8 +30,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "voca
 MAX_TEXT_LENGTH = 512  # tokens; tokenizers saved without a model_max_length say 1e30
 _HEAD = re.compile(r"For(Sequence|Image)Classification(WithTeacher)?$")  # DeiT's distilled head counts
 _DEFAULT_LABEL = re.compile(r"^LABEL_\d+$")
-_NEEDS = ("zoo2vec indexes classifiers: a *ForSequenceClassification (text) or *ForImageClassification (image) "
-          "model saved with save_pretrained, or a folder with a card.json naming its adapter")
+_NEEDS = "zoo2vec indexes *ForSequenceClassification (text) and *ForImageClassification (image) models"
 
 
 def detect(folder: Path) -> Inferred | None:
@@ -49,13 +48,13 @@ def detect(folder: Path) -> Inferred | None:
     if head is None:
         what = ", ".join(architectures) or "no architectures"
         kind = " (a sentence-transformers encoder)" if (folder / "modules.json").is_file() else ""
-        raise SkippedModel(f"{folder}: {CONFIG} names {what}{kind}, a {model_type or 'transformers'} model "
+        raise SkippedModel(f"{CONFIG} names {what}{kind}, a {model_type or 'transformers'} model "
                            f"without a classification head; {_NEEDS}")
     processor = _read_json(folder / PROCESSOR_CONFIG)
     processor = processor if isinstance(processor, dict) else {}
     modality = "image" if "ImageClassification" in head else "text"
     if modality == "text" and _is_audio(folder, processor):
-        raise SkippedModel(f"{folder}: {head} classifies audio ({PROCESSOR_CONFIG} names a feature extractor "
+        raise SkippedModel(f"{head} classifies audio ({PROCESSOR_CONFIG} names a feature extractor "
                            "and there is no tokenizer); zoo2vec indexes text and image classifiers")
 
     fields: dict[str, Any] = {"modality": modality, "adapter": {"kind": "transformers", "architecture": head}}
@@ -63,7 +62,7 @@ def detect(folder: Path) -> Inferred | None:
     labels = _labels(config.get("id2label"))
     n_outputs = len(config.get("id2label") or {}) or int(config.get("num_labels", 2))
     if n_outputs < 2:
-        raise SkippedModel(f"{folder}: {head} has {n_outputs} output (a regression head); zoo2vec indexes "
+        raise SkippedModel(f"{head} has {n_outputs} output (a regression head); zoo2vec indexes "
                            "classifiers of two or more labels")
     if labels and not all(_DEFAULT_LABEL.match(name) for name in labels):
         fields["label_names"], origin["label_names"] = labels, f"{CONFIG} id2label"

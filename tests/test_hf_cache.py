@@ -1,5 +1,8 @@
 """Hugging Face cache snapshots as zoo models: their names, the scan of a cache, a zoo whose only source is one."""
 
+import os
+from pathlib import Path
+
 import pytest
 
 from zoo2vec import ZooError
@@ -58,7 +61,52 @@ def test_a_cached_model_is_found_read_and_fingerprinted_where_it_lies(tmp_path):
     assert card.adapter["kind"] == "hf-cache" and card.adapter["format"] == "skops"
     assert card.label_names == tuple(str(d) for d in range(10)) and card.input_shape == (1, 8, 8)
     assert resolved.origin["name"].startswith("the cache folder")
-    first = fingerprint(found["acme/digits@main"])  # by blob names: the same, and changed only by content
-    assert fingerprint(found["acme/digits@main"]) == first
+    snapshot = found["acme/digits@main"]
+    first = fingerprint(snapshot)
+    real_open = Path.open
+
+    def no_blob_reads(self, *args, **kwargs):
+        assert "blobs" not in self.resolve().parts, f"{self} was read: a blob's name is its hash already"
+        return real_open(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Path, "open", no_blob_reads)
+        assert fingerprint(snapshot) == first
+    link = snapshot / "model.skops"  # the same file under another blob (new content) is another fingerprint
+    blob = link.resolve()
+    renamed = blob.with_name("f" * 64)
+    blob.rename(renamed)
+    link.unlink()
+    link.symlink_to(os.path.relpath(renamed, link.parent))
+    assert fingerprint(snapshot) != first
     with pytest.raises(ZooError, match="neither under"):
         locate(zoo, "acme/other@main")
+
+
+def test_index_hf_cache_keeps_the_cache_as_a_source_and_indexes_it(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    import zoo2vec
+    from zoo2vec.cli import main
+
+    built = build_format_models(tmp_path / "built", names=["skops-digits8-logreg"])["skops-digits8-logreg"]
+    cache = write_hf_cache(tmp_path / "hub", {"acme/digits": built})
+    zoo = tmp_path / "zoo"
+    bad = CliRunner().invoke(main, ["index", str(zoo), "--hf-cache", str(tmp_path / "nowhere")])
+    assert bad.exit_code == 2 and "no Hugging Face cache at" in bad.output and not (zoo / "zoo.json").exists()
+    (tmp_path / "empty").mkdir()
+    empty = CliRunner().invoke(main, ["index", str(zoo), "--hf-cache", str(tmp_path / "empty")])
+    assert empty.exit_code == 2 and "holds no Hugging Face models" in empty.output
+    (tmp_path / "other-zoo" / "models").mkdir(parents=True)  # the option swallowed the zoo's path
+    swapped = CliRunner().invoke(main, ["index", "--hf-cache", str(tmp_path / "other-zoo")])
+    assert swapped.exit_code == 2 and "is a zoo, not a Hugging Face cache" in swapped.output
+    first = CliRunner().invoke(main, ["index", str(zoo), "--hf-cache", str(cache)])
+    assert first.exit_code == 0, first.output
+    assert "added the Hugging Face cache" in first.output and "1 models indexed (1 probed" in first.output
+    assert json.loads((zoo / "zoo.json").read_text())["sources"] == [{"kind": "hf-cache", "path": str(cache.resolve())}]
+    again = CliRunner().invoke(main, ["index", str(zoo)])  # the source is kept: nothing to probe again
+    assert again.exit_code == 0 and "(0 probed, 1 unchanged)" in again.output
+    found = zoo2vec.open(zoo).search(text="8x8 optical digit recognition", k=1)[0]
+    assert found.name == "acme/digits@main" and found.card["license"] == "mit"

@@ -154,3 +154,15 @@ def test_ground_truth_measures_only_the_models_whose_files_changed(tiny_zoo, tmp
     loaded.clear()
     ground_truth.measure(tiny_zoo, specs, out)
     assert loaded == []
+
+
+def test_a_task_that_could_not_be_made_is_not_tried_again():
+    from zoo2vec.eval.ground_truth import missing
+    from zoo2vec.zoo.card import ModelCard
+
+    spec = TaskSpec("bbc-news/0", "bbc-news", "text", ("business", "sport"), 5, 20, 12)
+    cards = {"a": ModelCard("a", "text"), "b": ModelCard("b", "text"), "img": ModelCard("img", "image", input_shape=(1, 8, 8))}
+    measured = pd.DataFrame({"task_id": ["bbc-news/0"], "model": ["a"]})
+    assert missing(measured, spec, cards) == ["b"] and missing(pd.DataFrame(), spec, cards) == ["a", "b"]
+    failed = pd.DataFrame({"task_id": ["bbc-news/0"], "model": [""], "error": ["ValueError: too few samples"]})
+    assert missing(failed, spec, cards) == []

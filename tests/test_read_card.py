@@ -109,3 +109,44 @@ def test_card_command_prints_each_field_and_where_it_came_from(tmp_path, lines_f
     (tmp_path / "nothing").mkdir()
     bad = CliRunner().invoke(main, ["card", str(tmp_path / "nothing")])
     assert bad.exit_code == 2 and "none of the formats" in bad.output
+    a_file = CliRunner().invoke(main, ["card", str(folder / "labels.txt")])
+    assert a_file.exit_code == 2 and "is not a folder" in a_file.output
+
+
+def test_an_adapter_file_and_what_it_links_to_stay_in_the_model_folder(tmp_path):
+    from zoo2vec.zoo.adapters import inside
+
+    folder = tmp_path / "zoo" / "models" / "m"
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_text("x")
+    (tmp_path / "secret.onnx").write_text("x")
+    (folder / "link.onnx").symlink_to(tmp_path / "secret.onnx")
+    dotted = tmp_path / "zoo" / ".." / "zoo" / "models" / "m"  # `zoo2vec index ../zoo` must still work
+    assert inside(dotted, "model.onnx") is not None and inside(folder, "sub/../model.onnx") is not None
+    assert inside(folder, "../../secret.onnx") is None and inside(folder, "link.onnx") is None
+    snapshot = tmp_path / "hub" / "models--acme--m" / "snapshots" / "abc"  # a cache's links into its blobs are fine
+    snapshot.mkdir(parents=True)
+    blob = tmp_path / "hub" / "models--acme--m" / "blobs" / "0123"
+    blob.parent.mkdir()
+    blob.write_text("x")
+    (snapshot / "model.onnx").symlink_to("../../blobs/0123")
+    assert inside(snapshot, "model.onnx") == snapshot / "model.onnx"
+
+
+def test_a_card_inferred_anew_from_the_same_files_is_indexed_again_without_probing(tiny_zoo, lines_format, monkeypatch):
+    import zoo2vec
+
+    _folder(ZooLayout(tiny_zoo).models, "spam-lines")
+    run_index(tiny_zoo)
+    assert run_index(tiny_zoo).probed == []
+
+    def relicensed(folder):
+        found = _detect(folder)
+        return found and Inferred({**found.fields, "license": "mit"}, found.origin)
+
+    monkeypatch.setitem(adapters._DETECTORS, "lines", (50, relicensed))  # a newer zoo2vec reads the files better
+    monkeypatch.setattr("zoo2vec.jobs.indexing.load_model", lambda *a, **k: pytest.fail("the probe outputs are cached"))
+    report = run_index(tiny_zoo)
+    assert report.probed == ["spam-lines"] and len(report.reused) == 5
+    models = zoo2vec.open(tiny_zoo).models().set_index("name")
+    assert models.loc["spam-lines", "license"] == "mit"

@@ -108,7 +108,7 @@ def _default_hf_cache() -> str:
 @click.option("--trust-pickle", is_flag=True, help="Allow pickled checkpoints (they can run arbitrary code).")
 @click.option("--hf-cache", "hf_cache", is_flag=False, flag_value="", default=None, metavar="[DIR]",
               help="Also index every classifier in a Hugging Face cache (default: $HF_HUB_CACHE); the zoo's zoo.json "
-                   "keeps it as a source for later runs.")
+                   "keeps it as a source for later runs. Give it after the zoo's path.")
 def index(zoo_path: Path | None, timeout: float, trust_pickle: bool, hf_cache: str | None):
     """Probe new or changed models of a zoo and publish a new index snapshot."""
     root = _zoo_path(zoo_path)
@@ -117,7 +117,12 @@ def index(zoo_path: Path | None, timeout: float, trust_pickle: bool, hf_cache: s
         from zoo2vec.zoo.layout import ZooLayout
 
         cache = Path(hf_cache or _default_hf_cache()).expanduser()
-        scan(cache)  # a folder that is no cache fails here, before the manifest names it
+        if ZooLayout(cache).models.is_dir() or ZooLayout(cache).manifest_path.is_file():
+            raise UserError(f"{cache} is a zoo, not a Hugging Face cache: give the zoo first, then the option "
+                            "(zoo2vec index ZOO --hf-cache [DIR])")
+        if not scan(cache):  # checked before the manifest names it
+            raise UserError(f"{cache} holds no Hugging Face models (no models--ORG--NAME folders): point at the hub "
+                            "folder, e.g. ~/.cache/huggingface/hub")
         if ZooLayout(root).add_source(KIND, cache):
             click.echo(f"{root / 'zoo.json'}: added the Hugging Face cache {cache} as a source", err=True)
     report = _index(root, timeout, trust_pickle)

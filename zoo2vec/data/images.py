@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from zoo2vec.errors import TaskError
@@ -64,3 +66,15 @@ def resize(images, shape) -> np.ndarray:
             ])
         out[i] = img
     return out
+
+
+def square_shape(features: int | None) -> tuple[int, int, int] | None:
+    """The image a flat input of `features` values holds: 784 -> (1, 28, 28), 3072 -> (3, 32, 32); None for a count
+    that is no square (or three squares)."""
+    if not features:
+        return None
+    for channels in (1, 3):
+        side = math.isqrt(features // channels)
+        if features % channels == 0 and side * side * channels == features:
+            return channels, side, side
+    return None

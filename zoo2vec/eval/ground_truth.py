@@ -75,8 +75,11 @@ def cached_tasks(out: Path, made_by: dict, specs: list[TaskSpec], models: dict[s
 
 
 def missing(done, spec: TaskSpec, cards: dict[str, ModelCard]) -> list[str]:
-    """The models of the task's modality that `done` holds no row for on this task."""
-    have = set(done.loc[done["task_id"] == spec.task_id, "model"]) if len(done) else set()
+    """The models of the task's modality that `done` holds no row for on this task (none when it holds the task's
+    own error row: a task that could not be made is not tried again until its samples or a version change)."""
+    have = set(done.loc[done["task_id"] == spec.task_id, "model"].fillna("")) if len(done) else set()
+    if "" in have:
+        return []
     return [name for name, card in cards.items() if card.modality == spec.modality and name not in have]
 
 

@@ -17,13 +17,14 @@ import pandas as pd
 import zoo2vec
 from zoo2vec import settings
 from zoo2vec.encoders import alignment
+from zoo2vec.errors import SkippedModel
 from zoo2vec.eval import align, metrics, noise_ceiling
 from zoo2vec.eval.bench_zoo import BENCH_VERSION
 from zoo2vec.eval.speed import filtered_search, index_scale, replicate_zoo
 from zoo2vec.eval.tasks import materialize
 from zoo2vec.jobs.indexing import run_index
 from zoo2vec.train.alignment import fit
-from zoo2vec.zoo.adapters import read_card
+from zoo2vec.zoo.adapters import hf_cache, read_card
 from zoo2vec.zoo.discovery import discover
 from zoo2vec.zoo.layout import ZooLayout
 
@@ -294,6 +295,8 @@ def formats_of(report, folders: dict[str, Path]) -> dict:
     for name, folder in folders.items():
         try:
             kinds[name] = read_card(folder, name).card.adapter.get("kind", "?")
+        except SkippedModel:  # a model, not a classifier: counted where it was found
+            kinds[name] = hf_cache.KIND if hf_cache.repo_and_revision(folder) else "not a classifier"
         except Exception:  # a folder that is no model is counted as its own kind, failed  # noqa: BLE001
             kinds[name] = "unreadable"
     out = {}

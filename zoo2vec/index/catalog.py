@@ -47,6 +47,7 @@ class IndexedModel:
     fingerprint: str
     probe_set: str
     encoder: str
+    card: dict  # the card it was indexed with
 
 
 @dataclass(frozen=True)
@@ -137,8 +138,8 @@ class Catalog:
 
     # -- writes (the indexing job) --
     def indexed(self) -> dict[str, IndexedModel]:
-        rows = self.con.execute("SELECT name, model_id, fingerprint, probe_set, encoder FROM models").fetchall()
-        return {r[0]: IndexedModel(*r[1:]) for r in rows}
+        rows = self.con.execute("SELECT name, model_id, fingerprint, probe_set, encoder, card FROM models").fetchall()
+        return {r[0]: IndexedModel(*r[1:5], json.loads(r[5])) for r in rows}
 
     def put_models(self, entries: list[dict]) -> list[int]:
         """Insert or replace models in one transaction, all or nothing. Each entry: card, fingerprint, probe_set,

@@ -3,7 +3,7 @@
 <zoo>/.zoo2vec/ (the zoo's state folder, zoo.layout)
     CURRENT                 the id of the snapshot readers use (replaced atomically)
     snapshots/<id>/         catalog.duckdb, task.faiss, card.faiss
-    probes/<probe set>/     cached black-box outputs, one .npy per model fingerprint
+    probes/<probe set>/     cached black-box outputs, one .npy per model fingerprint and adapter entry
 A reader opens whatever CURRENT names; a crashed run leaves only an unreferenced folder.
 """
 

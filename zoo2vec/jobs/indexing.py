@@ -12,6 +12,8 @@ reason and skipped; the run goes on. Readers never see a half-written snapshot.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -208,19 +210,23 @@ def _reason(exc: Exception) -> str:
 
 def _probe_model(name: str, folder: Path, fp: str, before, context: _ProbeContext, report: IndexReport, *,
                  started: float) -> Encoded | None:
-    """Probe and encode one model; None when its last entry still holds (same files, probe set and encoder).
+    """Probe and encode one model; None when its last entry still holds (same files, card, probe set and encoder;
+    a card inferred anew from the same files is encoded again from the cached probe outputs).
     `started`: when the run began on this model (its fingerprint counts towards its cost)."""
     card = read_card(folder, name).card
     if card.name != name:
         raise ZooError(f"folder {name!r} holds a card named {card.name!r}; rename one so they agree")
     ps_version, encoder = context.stamp(card.modality)
-    if before and (before.fingerprint, before.probe_set, before.encoder) == (fp, ps_version, encoder):
+    if before and (before.fingerprint, before.probe_set, before.encoder, before.card) == (
+            fp, ps_version, encoder, json.loads(json.dumps(card.to_dict()))):
         report.reused.append(name)
         return None
     setup = time.perf_counter()
     probes, embeddings = context.probes(card.modality)  # once per run and probe set, not charged to the model
     setup = time.perf_counter() - setup
-    cache = context.store.probes / ps_version / f"{card.file_name}-{fp}.npy"
+    # keyed by the adapter entry too: a newer zoo2vec may infer another way to call the same files (scale, layout)
+    how = hashlib.sha256(json.dumps(card.adapter, sort_keys=True).encode()).hexdigest()[:8]
+    cache = context.store.probes / ps_version / f"{card.file_name}-{fp}-{how}.npy"
     probs, forward = context.outputs(folder, card, probes, cache)
     knowledge = know2vec.encode_model(probs, embeddings)
     spent = time.perf_counter() - started - setup

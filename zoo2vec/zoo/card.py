@@ -116,3 +116,20 @@ def _input_shape(name: str, input_shape) -> tuple[int, int, int] | None:
     if len(shape) != 3 or min(shape) < 1:
         raise ZooError(f"model {name!r}: input_shape must be (channels, height, width), got {input_shape!r}")
     return shape
+
+
+@dataclass(frozen=True)
+class Inferred:
+    """What a format's own files say about a model: card fields (the `adapter` entry among them) and, per field,
+    where it was read, e.g. {"label_names": "config.json id2label"}."""
+
+    fields: dict[str, Any]
+    origin: dict[str, str] = field(default_factory=dict)
+
+    def __or__(self, other: Inferred) -> Inferred:
+        """`other`'s fields over these (tags are joined, and so are their origins)."""
+        fields, origin = {**self.fields, **other.fields}, {**self.origin, **other.origin}
+        if "tags" in self.fields and "tags" in other.fields:
+            fields["tags"] = list(dict.fromkeys([*self.fields["tags"], *other.fields["tags"]]))
+            origin["tags"] = "; ".join(o for o in (self.origin.get("tags"), other.origin.get("tags")) if o)
+        return Inferred(fields, origin)

@@ -14,7 +14,7 @@ SCANNERS = {hf_cache.KIND: hf_cache.scan}
 
 
 def discover(zoo_root: Path) -> dict[str, Path]:
-    """Every model folder of the zoo by name: models/<name>/ first, then each source's models, in name order."""
+    """Every model folder of the zoo by name (models/<name>/ and each source's models), in name order."""
     layout = ZooLayout(zoo_root)
     found = layout.discover()
     for source in layout.sources():
@@ -38,5 +38,12 @@ def locate(zoo_root: Path, name: str) -> Path:
 
 
 def cards(zoo_root: Path) -> dict[str, ModelCard]:
-    """Every model's card (read or inferred, see adapters.read_card) by name."""
-    return {name: read_card(folder, name).card for name, folder in discover(zoo_root).items()}
+    """Every model's card (read or inferred, see adapters.read_card) by name; folders that are no model zoo2vec
+    indexes (not classifiers, or in no format it reads: indexing records why) are left out."""
+    found = {}
+    for name, folder in discover(zoo_root).items():
+        try:
+            found[name] = read_card(folder, name).card
+        except ZooError:
+            continue
+    return found

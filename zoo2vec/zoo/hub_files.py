@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
+from typing import Any
 
 from zoo2vec.errors import ZooError
-from zoo2vec.zoo.adapters import Inferred
+from zoo2vec.zoo.card import Inferred
 
 README = "README.md"
 
@@ -43,6 +44,16 @@ def readme_fields(folder: Path) -> Inferred:
     if text:
         fields["description"], origin["description"] = text, f"{README} (first paragraph)"
     return Inferred(fields, origin)
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file of the model's, None when it is not there."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ZooError(f"{path} is not valid JSON: {exc}") from None
 
 
 def safetensors_params(path: Path) -> int:

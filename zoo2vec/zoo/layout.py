@@ -115,7 +115,3 @@ class ZooLayout:
 def card_path(folder: Path) -> Path:
     """The card file of a model folder."""
     return Path(folder) / CARD_FILE
-
-
-def has_card(folder: Path) -> bool:
-    return card_path(folder).is_file()

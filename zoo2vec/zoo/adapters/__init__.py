@@ -23,13 +23,14 @@ import json
 import os
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from zoo2vec.errors import ZooError
 from zoo2vec.zoo.blackbox import BlackBoxModel
-from zoo2vec.zoo.card import ModelCard
+from zoo2vec.zoo.card import Inferred, ModelCard
+from zoo2vec.zoo.hub_files import readme_fields
 from zoo2vec.zoo.layout import CARD_FILE, card_path
 
 ENTRY_POINT_GROUP = "zoo2vec.adapters"
@@ -54,9 +55,8 @@ class ModelSource:
         name = self.spec.get(key)
         if not name:
             raise ZooError(f"model {self.card.name!r}: adapter {self.spec.get('kind')!r} needs a {key!r} entry")
-        # normalised, not resolved: a file may be a link (a Hugging Face cache's snapshot links into its blobs/)
-        path = Path(os.path.normpath(self.folder.absolute() / name))
-        if self.folder.absolute() not in path.parents:
+        path = inside(self.folder, name)
+        if path is None:
             raise ZooError(f"model {self.card.name!r}: adapter file {name!r} points outside its folder")
         if not path.is_file():
             raise ZooError(f"model {self.card.name!r}: adapter file {path} is missing")
@@ -66,21 +66,17 @@ class ModelSource:
         return path
 
 
-@dataclass(frozen=True)
-class Inferred:
-    """What a format's own files say about a model: card fields (the `adapter` entry among them) and, per field,
-    where it was read, e.g. {"label_names": "config.json id2label"}."""
-
-    fields: dict[str, Any]
-    origin: dict[str, str] = field(default_factory=dict)
-
-    def __or__(self, other: Inferred) -> Inferred:
-        """`other`'s fields over these (tags are joined, and so are their origins)."""
-        fields, origin = {**self.fields, **other.fields}, {**self.origin, **other.origin}
-        if "tags" in self.fields and "tags" in other.fields:
-            fields["tags"] = list(dict.fromkeys([*self.fields["tags"], *other.fields["tags"]]))
-            origin["tags"] = "; ".join(o for o in (self.origin.get("tags"), other.origin.get("tags")) if o)
-        return Inferred(fields, origin)
+def inside(folder: Path, name: str) -> Path | None:
+    """`folder/name` when it stays in the model folder, and so does what it links to (a Hugging Face cache snapshot's
+    files link into the cache's blobs, which count as inside); None when either leads elsewhere."""
+    base = Path(os.path.normpath(Path(folder).absolute()))
+    path = Path(os.path.normpath(base / name))
+    if base not in path.parents:
+        return None
+    snapshot = base.parent.name == "snapshots" and base.parent.parent.name.startswith("models--")
+    allowed = (base.parents[2] if snapshot else base).resolve()
+    target = path.resolve()
+    return path if allowed in target.parents else None
 
 
 Loader = Callable[[ModelSource], BlackBoxModel]
@@ -179,10 +175,13 @@ class ResolvedCard:
 
 
 def read_card(folder: Path, name: str | None = None) -> ResolvedCard:
-    """The card zoo2vec indexes for a model folder: what its format's files say, overridden field by field by a
+    """The card zoo2vec indexes for a model folder: what its format's files say (license, tags, training data and
+    description from a Hugging Face README's front matter where there is one), overridden field by field by a
     card.json beside it; `name` (else the folder's name) when neither names the model. Raises ZooError for a folder
     that is no model zoo2vec knows, SkippedModel for one that is a model but not a classifier."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise ZooError(f"{folder} is not a folder: a model is a folder of files (give the folder that holds it)")
     written = _card_json(folder)
     kind = written.get("adapter", {}).get("kind") if isinstance(written.get("adapter"), dict) else None
     if kind is not None:
@@ -194,6 +193,7 @@ def read_card(folder: Path, name: str | None = None) -> ResolvedCard:
             where = f"{folder} has no {CARD_FILE} with an adapter entry" if written else f"{folder} has no {CARD_FILE}"
             raise ZooError(f"{where} and is in none of the formats zoo2vec reads without one. Formats:\n"
                            f"{formats_accepted()}\nAdd a {CARD_FILE} naming its adapter, or save it in one of these.")
+    inferred = inferred | readme_fields(folder)  # a README says license, tags, datasets: over what files guess
     fields = dict(inferred.fields)
     origin = dict(inferred.origin)
     if "name" not in fields:
@@ -220,8 +220,8 @@ def model_file(folder: Path, kind: str, suffixes: tuple[str, ...]) -> Path | Non
     folder = Path(folder)
     named = written_adapter(folder)
     if named.get("kind") in (None, kind) and isinstance(named.get("file"), str):
-        path = folder / named["file"]
-        return path if path.is_file() and path.suffix in suffixes else None
+        path = inside(folder, named["file"])
+        return path if path is not None and path.is_file() and path.suffix in suffixes else None
     found = [p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix in suffixes] if folder.is_dir() else []
     return found[0] if len(found) == 1 else None
 
@@ -231,8 +231,6 @@ def _card_json(folder: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        if not folder.is_dir():
-            raise ZooError(f"{folder} is not a folder: a model is a folder of files") from None
         return {}
     except json.JSONDecodeError as exc:
         raise ZooError(f"{path} is not valid JSON: {exc}") from None
@@ -257,9 +255,9 @@ def fingerprint(folder: Path) -> str:
     h = hashlib.sha256(f"adapter-v{ADAPTER_VERSION}".encode())
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         h.update(str(path.relative_to(folder)).encode())
-        target = path.resolve()
-        if path.is_symlink() and target.parent.name == "blobs":
-            h.update(f"blob:{target.name}:{target.stat().st_size}".encode())
+        link = Path(os.readlink(path)) if path.is_symlink() else None
+        if link is not None and link.parent.name == "blobs":  # the first hop: a blob may link on to a shared store
+            h.update(f"blob:{link.name}:{path.stat().st_size}".encode())
             continue
         with path.open("rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):

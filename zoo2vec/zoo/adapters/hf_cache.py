@@ -74,7 +74,7 @@ def scan(cache_dir: Path) -> dict[str, Path]:
 
     try:
         info = scan_cache_dir(Path(cache_dir).expanduser())
-    except CacheNotFound:
+    except (CacheNotFound, ValueError):  # ValueError: a file, not a folder
         raise ZooError(f"no Hugging Face cache at {cache_dir}: point at the hub folder "
                        "(e.g. ~/.cache/huggingface/hub, or $HF_HUB_CACHE)") from None
     found = {}

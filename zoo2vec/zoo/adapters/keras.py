@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from zoo2vec.errors import UntrustedCheckpointError, ZooError, require
-from zoo2vec.zoo.adapters import Inferred, ModelSource, register, written_adapter
+from zoo2vec.data.images import square_shape
+from zoo2vec.errors import SkippedModel, UntrustedCheckpointError, ZooError, require
+from zoo2vec.zoo.adapters import Inferred, ModelSource, inside, register, written_adapter
 from zoo2vec.zoo.card import ModelCard
-from zoo2vec.zoo.hub_files import readme_fields
 
 SUFFIXES = (".keras", ".h5", ".hdf5")
 LAYOUTS = ("NHWC", "NCHW", "NHW", "flat")
@@ -70,13 +70,10 @@ def detect(folder: Path) -> Inferred | None:
     shape = input_config.get("batch_shape") or input_config.get("batch_input_shape") or built
     dtype = _dtype(input_config.get("dtype"))
     if first.get("class_name") in TEXT_LAYERS or dtype.startswith(("int", "uint", "string")):
-        fields["modality"] = "text"
-        origin["modality"] = f"{where} (input {dtype} {shape}, first layer {first.get('class_name')})"
-    else:
-        fields["modality"], origin["modality"] = "image", f"{where} (input {dtype} {shape})"
-        if shape is None:
-            raise ZooError(f"{path}: the Keras model config names no input shape; add a card.json with input_shape "
-                           "[channels, height, width] and the adapter's layout")
+        raise SkippedModel(f"{path.name} is a Keras text model (input {dtype} {shape}, first layer "
+                           f"{first.get('class_name')}); {_TEXT_OUT_OF_SCOPE}")
+    fields["modality"], origin["modality"] = "image", f"{where} (input {dtype} {shape})"
+    if shape is not None:  # else the card must say input_shape and layout (ModelCard asks for the first)
         layout, image = _layout(tuple(shape), _data_format(layers), path.name)
         adapter["layout"] = layout
         if image is not None:
@@ -89,11 +86,7 @@ def detect(folder: Path) -> Inferred | None:
             adapter["scale"] = scale
     fields["adapter"] = adapter
     origin["adapter"] = where if "scale" not in adapter else f"{where} (first layer Rescaling: raw 0..255 pixels)"
-    readme = readme_fields(Path(folder))
-    merged = Inferred(fields, origin) | readme
-    if "tags" in readme.fields:
-        merged.origin["tags"] = f"{origin['tags']}; {readme.origin['tags']}"
-    return merged
+    return Inferred(fields, origin)
 
 
 class KerasModel:
@@ -161,20 +154,27 @@ def _keras():
 
 
 def _load_keras_model(keras, path: Path, model: str, *, trust: bool):
+    # refused before Keras reads it: some Keras versions ran a legacy .h5's Lambda code despite safe_mode
+    if not trust and _has_lambda(path):
+        raise _untrusted(model, path)
     try:
         return keras.saving.load_model(str(path), compile=False, safe_mode=not trust)
     except Exception as exc:  # noqa: BLE001 - deserialising a foreign model fails in many ways
         reason = " ".join(str(exc).split())
         if "safe_mode" in reason:
-            raise UntrustedCheckpointError(
-                f"model {model!r}: {path.name} holds Lambda layers of Python code, which can run arbitrary code "
-                "when loaded, so Keras refuses them. Pass trust_pickle=True (CLI: --trust-pickle) if you trust its "
-                "source, or rebuild the model without Lambda layers.") from None
+            raise _untrusted(model, path) from None
         lambdas = _has_lambda(path)
         hint = (" Its Lambda layers hold Python bytecode marshalled by the Python that saved it, which this Python "
                 "cannot read: rebuild those layers in code and load the weights.") if lambdas else ""
         raise ZooError(f"model {model!r}: Keras {keras.__version__} cannot load {path.name}: "
                        f"{type(exc).__name__}: {reason[:500]}.{hint}") from None
+
+
+def _untrusted(model: str, path: Path) -> UntrustedCheckpointError:
+    return UntrustedCheckpointError(
+        f"model {model!r}: {path.name} holds Lambda layers of Python code, which can run arbitrary code when loaded. "
+        "Pass trust_pickle=True (CLI: --trust-pickle) if you trust its source, or rebuild the model without Lambda "
+        "layers.")
 
 
 def _as_probabilities(raw: np.ndarray, outputs: str) -> np.ndarray:
@@ -209,7 +209,7 @@ def _layout(shape: tuple, data_format: str | None, model: str) -> tuple[str, tup
     """The input's layout and the image (C, H, W) it implies (None where a dimension is not fixed)."""
     dims = tuple(None if d is None else int(d) for d in shape[1:])
     if len(dims) == 1:
-        return "flat", _square(dims[0])
+        return "flat", square_shape(dims[0])
     if len(dims) == 2:
         return "NHW", (1, *dims) if None not in dims else None
     if len(dims) == 3:
@@ -221,14 +221,6 @@ def _layout(shape: tuple, data_format: str | None, model: str) -> tuple[str, tup
     raise ZooError(f"model {model!r}: the Keras model's input {list(shape)} is none of [N,H,W,C], [N,C,H,W], [N,H,W] "
                    "or a flat [N,F]")
 
-
-def _square(features: int | None) -> tuple[int, int, int] | None:
-    """A flat input's image: 784 -> (1, 28, 28), 3072 -> (3, 32, 32); None when it is no square (times 3)."""
-    for channels in (1, 3):
-        side = math.isqrt(features // channels) if features else 0
-        if features and features % channels == 0 and side * side * channels == features:
-            return channels, side, side
-    return None
 
 
 def _data_format(layers: list[dict]) -> str | None:
@@ -332,8 +324,8 @@ def _model_file(folder: Path) -> Path | None:
     holds a whole model."""
     named = written_adapter(folder)
     if named.get("kind") in (None, "keras") and isinstance(named.get("file"), str):
-        path = folder / named["file"]
-        return path if path.is_file() and path.suffix in SUFFIXES else None
+        path = inside(folder, named["file"])
+        return path if path is not None and path.is_file() and path.suffix in SUFFIXES else None
     if not folder.is_dir():
         return None
     files = [p for p in sorted(folder.iterdir()) if p.is_file()]

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo2vec.data.images import square_shape
 from zoo2vec.errors import ZooError, require
 from zoo2vec.zoo.adapters import Inferred, ModelSource, model_file, register, written_adapter
 from zoo2vec.zoo.card import ModelCard
@@ -259,7 +260,7 @@ def _layout(arg: _Arg, model: str) -> tuple[str, tuple[int, int, int] | None]:
         raise ZooError(f"model {model!r}: image input {arg.describe()} is none of [N,C,H,W], [N,H,W,C], [N,H,W] "
                        "or a flat [N,F]")
     if len(shape) == 2:
-        return "flat", _square(shape[1])
+        return "flat", square_shape(shape[1])
     if len(shape) == 3:
         return "NHW", (1, shape[1], shape[2]) if None not in shape[1:] else None
     _, a, b, c = shape
@@ -267,16 +268,6 @@ def _layout(arg: _Arg, model: str) -> tuple[str, tuple[int, int, int] | None]:
         return "NHWC", (c, a, b) if None not in (a, b) else None
     return "NCHW", (a, b, c) if None not in (a, b, c) else None
 
-
-def _square(features: int | None) -> tuple[int, int, int] | None:
-    """A flat input's image: 784 -> (1, 28, 28), 3072 -> (3, 32, 32); None when it is no square (times 3)."""
-    if not features:
-        return None
-    for channels in (1, 3):
-        side = math.isqrt(features // channels)
-        if features % channels == 0 and side * side * channels == features:
-            return channels, side, side
-    return None
 
 
 def _square_note(layout: str, shape) -> str:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo2vec.data.images import square_shape
 from zoo2vec.errors import UntrustedCheckpointError, ZooError, require
 from zoo2vec.zoo.adapters import Inferred, ModelSource, model_file, register
 from zoo2vec.zoo.card import ModelCard
@@ -175,7 +176,7 @@ def _inferred(estimator: _Estimator, file: str, where: str, kind: str) -> Inferr
     else:
         fields["modality"] = "image"
         origin["modality"] = f"{where}: starts with a {estimator.first}, no text vectoriser"
-        shape = _square(estimator.n_features)
+        shape = square_shape(estimator.n_features)
         if shape is not None:
             c, h, w = shape
             fields["input_shape"] = list(shape)
@@ -188,16 +189,6 @@ def _inferred(estimator: _Estimator, file: str, where: str, kind: str) -> Inferr
         origin["params"] = f"{where}: numbers in the fitted attributes (coef_, intercept_, ...) of its estimators"
     return Inferred(fields, origin)
 
-
-def _square(features: int | None) -> tuple[int, int, int] | None:
-    """784 -> (1, 28, 28), 64 -> (1, 8, 8), 3072 -> (3, 32, 32); None for a count that is no square (times 3)."""
-    if not features:
-        return None
-    for channels in (1, 3):
-        side = math.isqrt(features // channels)
-        if features % channels == 0 and side * side * channels == features:
-            return channels, side, side
-    return None
 
 
 # --- a fitted estimator, loaded

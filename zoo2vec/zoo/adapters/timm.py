@@ -20,15 +20,14 @@ normalised with the mean and std, to the module and soft-max its logits.
 
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 from typing import Any
 
-from zoo2vec.errors import ZooError, require
-from zoo2vec.zoo.adapters import Inferred, ModelSource, register, written_adapter
+from zoo2vec.errors import SkippedModel, ZooError, require
+from zoo2vec.zoo.adapters import Inferred, ModelSource, inside, register, written_adapter
 from zoo2vec.zoo.blackbox import TorchModel
-from zoo2vec.zoo.hub_files import readme_fields, safetensors_params
+from zoo2vec.zoo.hub_files import read_json, safetensors_params
 from zoo2vec.zoo.layout import card_path
 
 CONFIG = "config.json"
@@ -45,7 +44,7 @@ def detect_timm(folder: Path) -> Inferred | None:
     parameter count, README.md's front matter license, tags and datasets; None without a timm config.json and
     weights."""
     folder = Path(folder)
-    config = _read_json(folder / CONFIG)
+    config = read_json(folder / CONFIG)
     if not isinstance(config, dict) or not isinstance(config.get("architecture"), str):
         return None  # none, or another library's config.json (transformers writes "architectures", plural)
     weights = next((name for name in WEIGHTS if (folder / name).is_file()), None)
@@ -53,6 +52,9 @@ def detect_timm(folder: Path) -> Inferred | None:
         return None
     arch = config["architecture"]
     pretrained = _pretrained_cfg(config)
+    if config.get("num_classes", pretrained.get("num_classes")) == 0:
+        raise SkippedModel(f"{CONFIG} says num_classes 0: a {arch} backbone without a classifier; zoo2vec indexes "
+                           "classifiers")
     fields: dict[str, Any] = {"modality": "image", "adapter": {"kind": "timm", "file": weights},
                               "tags": [arch], "input_shape": list(_timm_input_shape(config, pretrained))}
     origin = {"modality": f"{CONFIG} architecture ({arch}, a timm image model)", "adapter": f"{CONFIG}, {weights}",
@@ -63,11 +65,7 @@ def detect_timm(folder: Path) -> Inferred | None:
     fields["params"], origin["params"] = _params(folder / weights), f"{weights} tensors"
     if isinstance(pretrained.get("license"), str):
         fields["license"], origin["license"] = pretrained["license"], f"{CONFIG} pretrained_cfg.license"
-    readme = readme_fields(folder)
-    merged = Inferred(fields, origin) | readme
-    if "tags" in readme.fields:  # joined, so both sources are named
-        merged.origin["tags"] = f"{origin['tags']}; {readme.origin['tags']}"
-    return merged
+    return Inferred(fields, origin)
 
 
 @register("timm", detect=detect_timm, priority=45,
@@ -75,12 +73,15 @@ def detect_timm(folder: Path) -> Inferred | None:
 def load_timm(source: ModelSource) -> TorchModel:
     timm = require("timm", "timm")
     card, folder = source.card, source.folder
-    config = _read_json(folder / CONFIG)
+    config = read_json(folder / CONFIG)
     if not isinstance(config, dict) or not isinstance(config.get("architecture"), str):
         raise ZooError(f"model {card.name!r}: a timm model needs the {CONFIG} timm writes beside its weights "
                        "(timm.models.save_for_hf), naming its architecture")
     arch = config["architecture"]
     pretrained = _pretrained_cfg(config)
+    if config.get("num_classes", pretrained.get("num_classes")) == 0:
+        raise SkippedModel(f"{CONFIG} says num_classes 0: a {arch} backbone without a classifier; zoo2vec indexes "
+                           "classifiers")
     args = dict(config.get("model_args") or {})
     args["num_classes"] = int(config.get("num_classes") or pretrained.get("num_classes") or 1000)
     args.setdefault("in_chans", _timm_input_shape(config, pretrained)[0])
@@ -270,17 +271,10 @@ def _per_channel(value, channels: int) -> list[float] | None:
 
 def _state_dict_file(folder: Path, written: dict) -> Path | None:
     if isinstance(written.get("file"), str):
-        path = folder / written["file"]
-        return path if path.is_file() else None
+        path = inside(folder, written["file"])
+        return path if path is not None and path.is_file() else None
     found = [p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix in STATE_DICT_SUFFIXES]
     return found[0] if len(found) == 1 else None
 
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ZooError(f"{path} is not valid JSON: {exc}") from None

@@ -10,7 +10,6 @@ photo. Outputs are the softmax of the logits.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np
 from zoo2vec.errors import SkippedModel, ZooError
 from zoo2vec.zoo.adapters import Inferred, ModelSource, register
 from zoo2vec.zoo.card import ModelCard
-from zoo2vec.zoo.hub_files import readme_fields, safetensors_params
+from zoo2vec.zoo.hub_files import read_json, safetensors_params
 
 CONFIG = "config.json"
 PROCESSOR_CONFIG = "preprocessor_config.json"
@@ -37,7 +36,7 @@ def detect(folder: Path) -> Inferred | None:
     """A save_pretrained classifier's card: labels from id2label, modality from its head, params from the
     safetensors header, input shape from the image processor, the rest from README.md's front matter."""
     folder = Path(folder)
-    config = _read_json(folder / CONFIG)
+    config = read_json(folder / CONFIG)
     if not isinstance(config, dict) or not ("architectures" in config or "model_type" in config):
         return None  # no config.json, or one of another library (timm writes "architecture", singular)
     if not any((folder / name).is_file() for name in WEIGHTS):
@@ -50,7 +49,7 @@ def detect(folder: Path) -> Inferred | None:
         kind = " (a sentence-transformers encoder)" if (folder / "modules.json").is_file() else ""
         raise SkippedModel(f"{CONFIG} names {what}{kind}, a {model_type or 'transformers'} model "
                            f"without a classification head; {_NEEDS}")
-    processor = _read_json(folder / PROCESSOR_CONFIG)
+    processor = read_json(folder / PROCESSOR_CONFIG)
     processor = processor if isinstance(processor, dict) else {}
     modality = "image" if "ImageClassification" in head else "text"
     if modality == "text" and _is_audio(folder, processor):
@@ -72,10 +71,10 @@ def detect(folder: Path) -> Inferred | None:
     if model_type:
         fields["tags"], origin["tags"] = [model_type], f"{CONFIG} model_type"
     if modality == "image":
-        fields["input_shape"], origin["input_shape"] = _input_shape(folder, config, processor)
-    readme = readme_fields(folder)
-    merged = Inferred(fields, origin) | readme
-    return merged
+        shape, where = _input_shape(folder, config, processor)
+        if shape is not None:
+            fields["input_shape"], origin["input_shape"] = shape, where
+    return Inferred(fields, origin)
 
 
 @register("transformers", detect=detect, priority=40,
@@ -116,6 +115,10 @@ class TransformersModel:
         limits = [MAX_TEXT_LENGTH, getattr(preprocessor, "model_max_length", None),
                   getattr(module.config, "max_position_embeddings", None), max_length]
         self.max_length = min(int(n) for n in limits if n)
+        if getattr(preprocessor, "pad_token", "") is None and getattr(preprocessor, "eos_token", None):
+            preprocessor.pad_token = preprocessor.eos_token  # GPT-style tokenizers have none; batches need one
+            if getattr(module.config, "pad_token_id", None) is None:  # and their head looks for it to find the end
+                module.config.pad_token_id = preprocessor.eos_token_id
 
     def predict(self, batch) -> np.ndarray:
         import torch
@@ -149,14 +152,6 @@ class TransformersModel:
         return {"pixel_values": self.preprocessor(list(pixels), **options)["pixel_values"]}
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ZooError(f"{path} is not valid JSON: {exc}") from None
-
 
 def _is_audio(folder: Path, processor: dict) -> bool:
     has_tokenizer = any((folder / name).is_file() for name in TOKENIZER_FILES)
@@ -181,7 +176,7 @@ def _params(folder: Path) -> tuple[int, str] | None:
     single = folder / "model.safetensors"
     if single.is_file():
         return safetensors_params(single), "model.safetensors header"
-    index = _read_json(folder / "model.safetensors.index.json")
+    index = read_json(folder / "model.safetensors.index.json")
     if isinstance(index, dict) and isinstance(index.get("weight_map"), dict):
         shards = sorted(set(index["weight_map"].values()))
         if shards and all((folder / s).is_file() for s in shards):
@@ -202,8 +197,7 @@ def _input_shape(folder: Path, config: dict, processor: dict) -> tuple[list[int]
     size = config.get("image_size")
     if isinstance(size, int) or (isinstance(size, list) and len(size) == 2):
         return [channels, *_side(size)], f"{CONFIG} num_channels, image_size"
-    raise ZooError(f"{folder}: cannot tell the image size this model takes: neither {PROCESSOR_CONFIG} (size) nor "
-                   f"{CONFIG} (image_size) says it. Add a card.json with input_shape [channels, height, width]")
+    return None, ""  # neither the processor nor the config says: the card must (ModelCard asks for input_shape)
 
 
 def _side(size) -> tuple[int, int] | None:

@@ -89,16 +89,25 @@ class ModelCard:
 
     @classmethod
     def load(cls, folder: Path) -> ModelCard:
-        path = card_path(folder)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ZooError(f"{folder} has no {CARD_FILE}: every model folder needs one") from None
-        except json.JSONDecodeError as exc:
-            raise ZooError(f"{path} is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise ZooError(f"{path} must hold a JSON object")
+        """The card.json of a folder, whole (adapters.read_card also infers what a card.json leaves out)."""
+        data = card_json(folder)
+        if data is None:
+            raise ZooError(f"{folder} has no {CARD_FILE}: every model folder needs one")
         return cls.from_dict(data)
+
+
+def card_json(folder: Path) -> dict[str, Any] | None:
+    """What a folder's card.json holds, None without one; ZooError when it is no JSON object."""
+    path = card_path(folder)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as exc:
+        raise ZooError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ZooError(f"{path} must hold a JSON object")
+    return data
 
 
 def _check_name(name) -> None:

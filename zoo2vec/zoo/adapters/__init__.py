@@ -29,7 +29,7 @@ from typing import Any
 
 from zoo2vec.errors import ZooError
 from zoo2vec.zoo.blackbox import BlackBoxModel
-from zoo2vec.zoo.card import Inferred, ModelCard
+from zoo2vec.zoo.card import Inferred, ModelCard, card_json
 from zoo2vec.zoo.hub_files import readme_fields
 from zoo2vec.zoo.layout import CARD_FILE, card_path
 
@@ -182,7 +182,7 @@ def read_card(folder: Path, name: str | None = None) -> ResolvedCard:
     folder = Path(folder)
     if not folder.is_dir():
         raise ZooError(f"{folder} is not a folder: a model is a folder of files (give the folder that holds it)")
-    written = _card_json(folder)
+    written = card_json(folder) or {}
     kind = written.get("adapter", {}).get("kind") if isinstance(written.get("adapter"), dict) else None
     if kind is not None:
         detector = detector_for(kind)
@@ -224,19 +224,6 @@ def model_file(folder: Path, kind: str, suffixes: tuple[str, ...]) -> Path | Non
         return path if path is not None and path.is_file() and path.suffix in suffixes else None
     found = [p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix in suffixes] if folder.is_dir() else []
     return found[0] if len(found) == 1 else None
-
-
-def _card_json(folder: Path) -> dict[str, Any]:
-    path = card_path(folder)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    except json.JSONDecodeError as exc:
-        raise ZooError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ZooError(f"{path} must hold a JSON object")
-    return data
 
 
 def load_model(folder: Path, *, card: ModelCard | None = None, trust_pickle: bool = False) -> BlackBoxModel:

@@ -138,7 +138,8 @@ def test_a_catalog_of_an_older_schema_is_rebuilt_from_cached_probes(tiny_zoo, mo
     current = SnapshotStore(tiny_zoo).current()
     with Catalog(current / "catalog.duckdb") as cat:
         cat.con.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
-    monkeypatch.setattr("zoo2vec.jobs.indexing.load_model", lambda *a, **k: pytest.fail("probe outputs should come from the cache"))
+    # models are loaded only in worker processes: no pool started, no model loaded
+    monkeypatch.setattr("zoo2vec.jobs.executors.start_pool", lambda *a, **k: pytest.fail("probe outputs should come from the cache"))
     report = run_index(tiny_zoo)
     assert len(report.probed) == 5 and not report.failed
     assert len(zoo2vec.open(tiny_zoo).search(text="digits", k=5)) == 5

@@ -3,7 +3,6 @@ are no model: read_card's merge, the errors it gives, and what indexing records.
 
 import json
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -14,14 +13,6 @@ from zoo2vec.jobs.indexing import run_index
 from zoo2vec.zoo import adapters
 from zoo2vec.zoo.adapters import Inferred, read_card
 from zoo2vec.zoo.layout import ZooLayout
-
-
-class Constant:
-    def __init__(self, card):
-        self.card = card
-
-    def predict(self, batch):
-        return np.tile([0.25, 0.75], (len(batch), 1))
 
 
 def _detect(folder):
@@ -37,10 +28,36 @@ def _detect(folder):
                     {"label_names": "labels.txt", "license": "labels.txt", "tags": "labels.txt", "modality": "labels.txt"})
 
 
+LINES_FORMAT = """
+import numpy as np
+
+
+class Constant:
+    def __init__(self, card):
+        self.card = card
+
+    def predict(self, batch):
+        return np.tile([0.25, 0.75], (len(batch), 1))
+
+
+def load(source):
+    return Constant(source.card)
+"""
+
+
 @pytest.fixture
-def lines_format(monkeypatch):
+def lines_format(tmp_path, monkeypatch):
+    """The 'lines' format: its loader comes by entry point from a package on sys.path, so that the worker processes
+    that load models find it too; its detector is set here, in the process that reads the cards."""
+    site = tmp_path / "lines-site"
+    (site / "z2v_lines_format").mkdir(parents=True)
+    (site / "z2v_lines_format" / "__init__.py").write_text(LINES_FORMAT)
+    info = site / "z2v_lines_format-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: z2v-lines-format\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[zoo2vec.adapters]\nlines = z2v_lines_format:load\n")
+    monkeypatch.syspath_prepend(str(site))
     adapters._own()
-    monkeypatch.setitem(adapters._LOADERS, "lines", lambda source: Constant(source.card))
     monkeypatch.setitem(adapters._DETECTORS, "lines", (50, _detect))
     monkeypatch.setitem(adapters._EXPECTS, "lines", "a labels.txt")
 
@@ -145,7 +162,7 @@ def test_a_card_inferred_anew_from_the_same_files_is_indexed_again_without_probi
         return found and Inferred({**found.fields, "license": "mit"}, found.origin)
 
     monkeypatch.setitem(adapters._DETECTORS, "lines", (50, relicensed))  # a newer zoo2vec reads the files better
-    monkeypatch.setattr("zoo2vec.jobs.indexing.load_model", lambda *a, **k: pytest.fail("the probe outputs are cached"))
+    monkeypatch.setattr("zoo2vec.jobs.executors.start_pool", lambda *a, **k: pytest.fail("the probe outputs are cached"))
     report = run_index(tiny_zoo)
     assert report.probed == ["spam-lines"] and len(report.reused) == 5
     models = zoo2vec.open(tiny_zoo).models().set_index("name")

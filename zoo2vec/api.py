@@ -31,11 +31,12 @@ class Zoo:
     def __repr__(self) -> str:
         return f"Zoo({str(self.root)!r})"
 
-    def index(self, *, timeout_s: float = 120.0, trust_pickle: bool = False, progress=None):
-        """Probe new or changed models and publish a new snapshot; returns an IndexReport."""
+    def index(self, *, timeout_s: float = 120.0, trust_pickle: bool = False, workers: int | None = None, progress=None):
+        """Probe new or changed models (in `workers` processes, default one per core) and publish a new snapshot;
+        returns an IndexReport."""
         from zoo2vec.jobs.indexing import run_index
 
-        return run_index(self.root, timeout_s=timeout_s, trust_pickle=trust_pickle, progress=progress)
+        return run_index(self.root, timeout_s=timeout_s, trust_pickle=trust_pickle, workers=workers, progress=progress)
 
     def models(self):
         """The indexed models and their cards as a DataFrame."""

@@ -45,7 +45,7 @@ def main():
     """Find the right model in a model zoo for your task."""
 
 
-def _index(root: Path, timeout: float, trust_pickle: bool):
+def _index(root: Path, timeout: float, trust_pickle: bool, workers: int | None = None):
     from tqdm import tqdm
 
     import zoo2vec
@@ -59,7 +59,8 @@ def _index(root: Path, timeout: float, trust_pickle: bool):
         bar.refresh()
 
     try:
-        report = zoo2vec.open(root).index(timeout_s=timeout, trust_pickle=trust_pickle, progress=progress)
+        report = zoo2vec.open(root).index(timeout_s=timeout, trust_pickle=trust_pickle, workers=workers,
+                                          progress=progress)
     finally:
         bar.close()
     click.echo(report.summary(), err=True)
@@ -83,7 +84,7 @@ def _build_demo(root: Path):
 @click.option("--no-app", is_flag=True, help="Build and index only; print a sample search instead of starting the app.")
 @click.option("--port", default=8501, show_default=True, help="Port for the app.")
 def demo(no_app: bool, port: int):
-    """Build the demo zoo (33 real models), index it, and start the search app."""
+    """Build the demo zoo (44 real models in every format it reads), index it, and start the search app."""
     root = settings.demo_zoo_path()
     _build_demo(root)
     _index(root, timeout=120.0, trust_pickle=False)
@@ -106,10 +107,12 @@ def _default_hf_cache() -> str:
 @click.argument("zoo_path", required=False, type=click.Path(path_type=Path))
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds a model may take on the probe set.")
 @click.option("--trust-pickle", is_flag=True, help="Allow pickled checkpoints (they can run arbitrary code).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes that load and run the models (default: one per core).")
 @click.option("--hf-cache", "hf_cache", is_flag=False, flag_value="", default=None, metavar="[DIR]",
               help="Also index every classifier in a Hugging Face cache (default: $HF_HUB_CACHE); the zoo's zoo.json "
                    "keeps it as a source for later runs. Give it after the zoo's path.")
-def index(zoo_path: Path | None, timeout: float, trust_pickle: bool, hf_cache: str | None):
+def index(zoo_path: Path | None, timeout: float, trust_pickle: bool, workers: int | None, hf_cache: str | None):
     """Probe new or changed models of a zoo and publish a new index snapshot."""
     root = _zoo_path(zoo_path)
     if hf_cache is not None:
@@ -125,7 +128,7 @@ def index(zoo_path: Path | None, timeout: float, trust_pickle: bool, hf_cache: s
                             "folder, e.g. ~/.cache/huggingface/hub")
         if ZooLayout(root).add_source(KIND, cache):
             click.echo(f"{root / 'zoo.json'}: added the Hugging Face cache {cache} as a source", err=True)
-    report = _index(root, timeout, trust_pickle)
+    report = _index(root, timeout, trust_pickle, workers)
     if report.failed:
         click.echo(f"{len(report.failed)} model(s) failed; they will be retried on the next run", err=True)
 

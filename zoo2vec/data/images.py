@@ -78,3 +78,20 @@ def square_shape(features: int | None) -> tuple[int, int, int] | None:
         if features % channels == 0 and side * side * channels == features:
             return channels, side, side
     return None
+
+
+def laid_out(batch, *, scale: float = 1.0, mean=None, std=None, layout: str = "NCHW",
+             flat_order: str = "CHW") -> np.ndarray:
+    """A batch of zoo2vec's (N, C, H, W) [0, 1] images as a foreign model takes them: times `scale`, then
+    (x - mean) / std (per-channel arrays shaped to broadcast, or None), in `layout`: NCHW, NHWC, NHW (one channel
+    dropped) or flat (each image one row, its values in `flat_order`, CHW or HWC)."""
+    x = np.asarray(batch, dtype=np.float32) * np.float32(scale)
+    if mean is not None:
+        x = x - mean
+    if std is not None:
+        x = x / std
+    if layout == "NHWC" or (layout == "flat" and flat_order == "HWC"):
+        x = x.transpose(0, 2, 3, 1)
+    elif layout == "NHW":
+        x = x[:, 0]
+    return x.reshape(len(x), -1) if layout == "flat" else x

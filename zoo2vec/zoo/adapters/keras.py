@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo2vec.data.images import square_shape
+from zoo2vec.data.images import laid_out, square_shape
 from zoo2vec.errors import SkippedModel, UntrustedCheckpointError, ZooError, require
 from zoo2vec.zoo.adapters import Inferred, ModelSource, inside, register, written_adapter
 from zoo2vec.zoo.card import ModelCard
@@ -105,20 +105,11 @@ class KerasModel:
         self.batch_size = batch_size
 
     def predict(self, batch) -> np.ndarray:
-        x = np.asarray(batch, dtype=np.float32) * np.float32(self.scale)
-        if len(x) == 0:
+        if len(batch) == 0:
             units = int(self.model.outputs[0].shape[-1] or 1)
             return np.zeros((0, max(units, 2)), dtype=np.float32)
-        if self.mean is not None:
-            x = x - self.mean
-        if self.std is not None:
-            x = x / self.std
-        if self.layout == "NHWC":
-            x = x.transpose(0, 2, 3, 1)
-        elif self.layout == "NHW":
-            x = x[:, 0]
-        elif self.layout == "flat":
-            x = x.transpose(0, 2, 3, 1).reshape(len(x), -1)  # Keras users flatten (H, W, C) arrays
+        # Keras users flatten (H, W, C) arrays
+        x = laid_out(batch, scale=self.scale, mean=self.mean, std=self.std, layout=self.layout, flat_order="HWC")
         raw = np.asarray(self.model.predict(np.ascontiguousarray(x), batch_size=self.batch_size, verbose=0),
                          dtype=np.float64)
         return _as_probabilities(raw.reshape(len(raw), -1), self.outputs).astype(np.float32)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo2vec.data.images import square_shape
+from zoo2vec.data.images import laid_out, square_shape
 from zoo2vec.errors import ZooError, require
 from zoo2vec.zoo.adapters import Inferred, ModelSource, model_file, register, written_adapter
 from zoo2vec.zoo.card import ModelCard
@@ -156,19 +156,9 @@ class OnnxModel:
         return texts.reshape(-1, *[1] * (rank - 1))
 
     def _image(self, batch) -> np.ndarray:
-        x = np.asarray(batch, dtype=np.float32) * np.float32(self.scale)
-        if self.mean is not None:
-            x = x - self.mean
-        if self.std is not None:
-            x = x / self.std
-        if self.layout == "NHWC":
-            x = x.transpose(0, 2, 3, 1)
-        elif self.layout == "NHW":
-            x = x[:, 0]
-        elif self.layout == "flat":
-            x = x.reshape(len(x), -1)
-            if self.reverse:
-                x = x[:, ::-1]
+        x = laid_out(batch, scale=self.scale, mean=self.mean, std=self.std, layout=self.layout)
+        if self.layout == "flat" and self.reverse:
+            x = x[:, ::-1]
         if np.issubdtype(self.dtype, np.integer):
             info = np.iinfo(self.dtype)
             x = np.clip(np.rint(x), info.min, info.max)

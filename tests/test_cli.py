@@ -71,10 +71,17 @@ def test_user_mistakes_are_one_line_and_exit_2(run, tmp_path):
     _one_line_error(run("--text", "x", "-k", "0"), "-k must be at least 1")
 
 
-def test_index_command_reports(tiny_zoo):
+def test_index_command_reports_and_its_exit_code_says_how_it_went(tiny_zoo):
     result = CliRunner().invoke(main, ["index", str(tiny_zoo)])
     assert result.exit_code == 0, result.output
     assert "5 models indexed (0 probed, 5 unchanged), 0 failed" in result.output
+    (tiny_zoo / "models" / "not-a-model").mkdir()  # recorded as failed; the rest is published
+    failed = CliRunner().invoke(main, ["index", str(tiny_zoo), "--json"])
+    assert failed.exit_code == 1
+    report = json.loads(failed.stdout)
+    assert report["indexed"] == 5 and len(report["reused"]) == 5
+    assert "none of the formats" in report["failed"]["not-a-model"] and report["snapshot"]
+    assert "1 model(s) failed" in failed.stderr
 
 
 def test_models_command_and_missing_zoo(tiny_zoo_master, tmp_path):

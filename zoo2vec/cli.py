@@ -112,8 +112,13 @@ def _default_hf_cache() -> str:
 @click.option("--hf-cache", "hf_cache", is_flag=False, flag_value="", default=None, metavar="[DIR]",
               help="Also index every classifier in a Hugging Face cache (default: $HF_HUB_CACHE); the zoo's zoo.json "
                    "keeps it as a source for later runs. Give it after the zoo's path.")
-def index(zoo_path: Path | None, timeout: float, trust_pickle: bool, workers: int | None, hf_cache: str | None):
-    """Probe new or changed models of a zoo and publish a new index snapshot."""
+@click.option("--json", "as_json", is_flag=True, help="Print the run's report as JSON on stdout.")
+def index(zoo_path: Path | None, timeout: float, trust_pickle: bool, workers: int | None, hf_cache: str | None,
+          as_json: bool):
+    """Probe new or changed models of a zoo and publish a new index snapshot.
+
+    Exit code 0: every model indexed (or skipped, not being a classifier); 1: some failed (recorded, the rest
+    published; they are tried again next run); 2: bad input or configuration."""
     root = _zoo_path(zoo_path)
     if hf_cache is not None:
         from zoo2vec.zoo.adapters.hf_cache import KIND, scan
@@ -129,8 +134,11 @@ def index(zoo_path: Path | None, timeout: float, trust_pickle: bool, workers: in
         if ZooLayout(root).add_source(KIND, cache):
             click.echo(f"{root / 'zoo.json'}: added the Hugging Face cache {cache} as a source", err=True)
     report = _index(root, timeout, trust_pickle, workers)
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
     if report.failed:
         click.echo(f"{len(report.failed)} model(s) failed; they will be retried on the next run", err=True)
+        raise click.exceptions.Exit(1)
 
 
 @main.command()

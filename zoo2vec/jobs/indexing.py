@@ -20,7 +20,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,10 @@ class IndexReport:
     @property
     def indexed(self) -> int:
         return len(self.probed) + len(self.reused)
+
+    def to_dict(self) -> dict:
+        """The report as JSON-ready values, with the count of indexed models."""
+        return {**asdict(self), "indexed": self.indexed}
 
     def summary(self) -> str:
         text = (f"snapshot {self.snapshot}: {self.indexed} models indexed ({len(self.probed)} probed, "

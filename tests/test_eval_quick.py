@@ -116,7 +116,7 @@ def test_metrics_follow_from_the_cached_ground_truth(quick):
     rows = gt[gt.task_id == task_id]
     assert values["weighted_tau"] == pytest.approx(metrics.weighted_tau(rows.accuracy.to_numpy(), rows.logme.to_numpy()))
     assert values["regret1"] == pytest.approx(rows.accuracy.max() - rows.accuracy.to_numpy()[np.argmax(rows.logme.to_numpy())])
-    assert set(rows.model) <= set(json.loads(path.with_suffix(".json").read_text())["versions"]["models"])
+    assert set(rows.model) <= set(json.loads(path.with_suffix(".json").read_text())["models"])
 
 
 @pytest.mark.shared_data

@@ -91,6 +91,12 @@ def test_a_complete_card_of_a_format_without_a_detector_is_read_as_written(tmp_p
     card.save(tmp_path)
     resolved = read_card(tmp_path)
     assert resolved.card == card and set(resolved.origin.values()) == {"card.json"}
+    bare = tmp_path / "no-adapter"  # a whole card that names no adapter reads; loading says what is missing
+    bare.mkdir()
+    ModelCard("no-adapter", "text", label_names=["a", "b"]).save(bare)
+    assert read_card(bare).card.name == "no-adapter"
+    with pytest.raises(ZooError, match="unknown adapter kind None"):
+        adapters.load_model(bare)
 
 
 def test_a_folder_that_is_no_model_names_the_formats_it_could_be(tmp_path, lines_format):

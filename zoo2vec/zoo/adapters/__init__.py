@@ -189,7 +189,9 @@ def read_card(folder: Path, name: str | None = None) -> ResolvedCard:
         inferred = (detector(folder) if detector else None) or Inferred({})
     else:
         inferred = detect(folder)
-        if inferred is None:
+        if inferred is None and "modality" in written:  # a whole card without an adapter: loading it will say so
+            inferred = Inferred({})
+        elif inferred is None:
             where = f"{folder} has no {CARD_FILE} with an adapter entry" if written else f"{folder} has no {CARD_FILE}"
             raise ZooError(f"{where} and is in none of the formats zoo2vec reads without one. Formats:\n"
                            f"{formats_accepted()}\nAdd a {CARD_FILE} naming its adapter, or save it in one of these.")

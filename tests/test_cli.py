@@ -88,3 +88,28 @@ def test_models_command_and_missing_zoo(tiny_zoo_master, tmp_path):
     result = CliRunner().invoke(main, ["models", "--zoo", str(tiny_zoo_master)])
     assert result.exit_code == 0 and "bbc-bow-business-tech" in result.output
     _one_line_error(CliRunner().invoke(main, ["models", "--zoo", str(tmp_path / "nothing")]), "no zoo at")
+
+
+def test_runs_command_shows_the_history(tiny_zoo):
+    (tiny_zoo / "models" / "not-a-model").mkdir()
+    assert CliRunner().invoke(main, ["index", str(tiny_zoo), "--workers", "1"]).exit_code == 1
+    result = CliRunner().invoke(main, ["runs", str(tiny_zoo)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split()[:3] == ["started", "executor", "models"] and "local x1" in lines[1]
+    assert "failed not-a-model: " in lines[2] and len(lines) == 4  # header, this run, its failure, the first run
+    runs = json.loads(CliRunner().invoke(main, ["runs", str(tiny_zoo), "--json", "--last", "1"]).stdout)
+    assert len(runs) == 1 and runs[0]["failed"] == 1 and runs[0]["report"]["failed"]["not-a-model"]
+
+
+def test_index_on_a_schedule(tiny_zoo):
+    result = CliRunner().invoke(main, ["index", str(tiny_zoo), "--schedule", "*/2 * * * * *", "--max-runs", "2",
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    reports = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(reports) == 2 and all(r["indexed"] == 5 for r in reports)
+    assert "scheduled '*/2 * * * * *': first run" in result.stderr
+    assert result.stderr.count("indexing run starts") == 2
+    for bad, why in (("0 2 * *", "has 4 fields"), ("0 25 * * *", "not a cron expression")):
+        _one_line_error(CliRunner().invoke(main, ["index", str(tiny_zoo), "--schedule", bad]), why)
+    _one_line_error(CliRunner().invoke(main, ["index", str(tiny_zoo), "--max-runs", "1"]), "goes with --schedule")

@@ -1,3 +1,4 @@
+import os
 import shutil
 import time
 
@@ -106,13 +107,14 @@ def test_a_crash_leaves_the_published_snapshot_untouched(tiny_zoo, monkeypatch):
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Catalog, "record_snapshot", crash)
+    monkeypatch.setattr(Catalog, "record_run", crash)
     with pytest.raises(KeyboardInterrupt):
         run_index(tiny_zoo)
     assert store.current() == before
     assert [p.name for p in store.snapshots.iterdir()] == [before.name]  # the half-written one is gone
     assert [r.name for r in zoo2vec.open(tiny_zoo).search(text="news topics", k=3)] == [r.name for r in answer]
-    assert not (store.base / "index.lock").exists()
+    with store.lock():  # released
+        pass
 
 
 def test_readers_switch_to_a_new_snapshot(tiny_zoo):
@@ -123,15 +125,79 @@ def test_readers_switch_to_a_new_snapshot(tiny_zoo):
     assert "bbc-bow" not in set(zoo.models()["name"])
 
 
-def test_concurrent_runs_are_refused(tiny_zoo):
-    import os
+_HOLD_LOCK = """
+import os, signal, sys, time
+from zoo2vec.index.snapshots import SnapshotStore
+with SnapshotStore(sys.argv[1]).lock():
+    print("held", flush=True)
+    if sys.argv[2] == "crash":
+        os.kill(os.getpid(), signal.SIGKILL)  # dies holding the lock, as a run killed with kill -9 does
+    time.sleep(60)
+"""
 
-    store = SnapshotStore(tiny_zoo)
-    (store.base / "index.lock").write_text(str(os.getppid()))  # a live process
-    with pytest.raises(zoo2vec.ZooError, match="another indexing run"):
-        run_index(tiny_zoo)
-    (store.base / "index.lock").write_text("999999999")  # a dead one: taken over
+
+def _hold_lock(zoo, how):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(zoo), how], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_concurrent_runs_are_refused(tiny_zoo):
+    holder = _hold_lock(tiny_zoo, "hold")
+    try:
+        with pytest.raises(zoo2vec.ZooError, match=f"another indexing run \\(pid {holder.pid}\\)"):
+            run_index(tiny_zoo)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_index(tiny_zoo).indexed == 5  # free again once its holder is gone
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over(tiny_zoo):
+    holder = _hold_lock(tiny_zoo, "crash")
+    assert holder.wait() == -9
+    assert (SnapshotStore(tiny_zoo).base / "index.lock").exists()  # the file stays; the lock died with its process
     assert run_index(tiny_zoo).indexed == 5
+
+
+def test_every_run_is_kept_in_the_history(tiny_zoo, bad_models):
+    server, models = bad_models
+    _add_remote(tiny_zoo, server, models["raise"])
+    report = run_index(tiny_zoo, workers=1)
+    history = zoo2vec.open(tiny_zoo).history()
+    latest = history.iloc[0]
+    assert latest.snapshot_id == report.snapshot and len(history) == 2  # the fixture's first run, then this one
+    assert (latest.executor, latest.workers, latest.models, latest.probed, latest.reused, latest.failed) == (
+        "local", 1, 5, 0, 5, 1)
+    assert latest.ended_at >= latest.started_at and latest.seconds > 0
+    assert "weights corrupted" in latest.report["failed"]["bad-raise"]
+    assert sorted(latest.report["reused"]) == sorted(report.reused)
+
+
+def test_old_snapshots_and_unused_probe_outputs_are_collected(tiny_zoo, monkeypatch):
+    store = SnapshotStore(tiny_zoo)
+    outputs = {p.name for p in store.probes.rglob("*.npy")}
+    assert len(outputs) == 5
+    (store.probes / "some-old-probe-set").mkdir()
+    (store.probes / "some-old-probe-set" / "gone-model-abc-def.npy").write_bytes(b"x")
+    killed = next(store.probes.rglob("*.npy")).with_suffix(".1234.tmp.npy")
+    killed.write_bytes(b"x")  # what a worker killed while writing leaves
+    (store.base / ".CURRENT.deadbeef").write_text("x")  # a pointer a crashed run did not rename
+    shutil.rmtree(ZooLayout(tiny_zoo).model_folder("bbc-bow"))
+    monkeypatch.setenv("ZOO2VEC_KEEP_SNAPSHOTS", "2")
+    for _ in range(3):
+        run_index(tiny_zoo)
+    assert len(list(store.snapshots.iterdir())) == 2 and store.current().name in os.listdir(store.snapshots)
+    left = {p.name for p in store.probes.rglob("*") if p.is_file()}
+    assert len(left) == 4 and left < outputs and not any(name.startswith("bbc-bow-") and name.count("-") == 3
+                                                         for name in left)  # bbc-bow's own file, not bbc-bow-business-tech's
+    assert not (store.probes / "some-old-probe-set").exists() and not list(store.base.glob(".CURRENT.*"))
+    monkeypatch.setenv("ZOO2VEC_KEEP_SNAPSHOTS", "none")
+    with pytest.raises(zoo2vec.ConfigError, match="ZOO2VEC_KEEP_SNAPSHOTS"):
+        run_index(tiny_zoo)
 
 
 def test_a_catalog_of_an_older_schema_is_rebuilt_from_cached_probes(tiny_zoo, monkeypatch):

@@ -31,20 +31,27 @@ class Zoo:
     def __repr__(self) -> str:
         return f"Zoo({str(self.root)!r})"
 
-    def index(self, *, timeout_s: float = 120.0, trust_pickle: bool = False, workers: int | None = None, progress=None):
-        """Probe new or changed models (in `workers` processes, default one per core) and publish a new snapshot;
-        returns an IndexReport."""
+    def index(self, *, timeout_s: float = 120.0, trust_pickle: bool = False, workers: int | None = None,
+              executor: str = "local", address: str | None = None, progress=None):
+        """Probe new or changed models (in `workers` processes of the executor, "local" by default, or "ray" at
+        `address`) and publish a new snapshot; returns an IndexReport."""
         from zoo2vec.jobs.indexing import run_index
 
-        return run_index(self.root, timeout_s=timeout_s, trust_pickle=trust_pickle, workers=workers, progress=progress)
+        return run_index(self.root, timeout_s=timeout_s, trust_pickle=trust_pickle, workers=workers,
+                         executor=executor, address=address, progress=progress)
 
     def models(self):
         """The indexed models and their cards as a DataFrame."""
         return self._current_snapshot.get().catalog.models()
 
     def runs(self):
-        """Every probe run recorded in this snapshot's history (status and failure reasons)."""
+        """Every model's probe runs recorded in this snapshot's history (status and failure reasons)."""
         return self._current_snapshot.get().catalog.runs()
+
+    def history(self, last: int | None = None):
+        """The zoo's indexing runs, newest first: start, end, executor, counts, seconds, and a `report` dict with the
+        names probed, reused, removed, failed and skipped (with reasons)."""
+        return self._current_snapshot.get().catalog.history(last)
 
     def search(self, task: Task | str | Path | None = None, text: str | None = None, *, k: int = 5,
                where: dict[str, Any] | None = None, verify: int = 0) -> SearchResults:

@@ -1,4 +1,4 @@
-"""The console verbs: demo | index | search | models | card | serve (use); eval (the benchmark); train-align | train-words |
+"""The console verbs: demo | index | runs | search | models | card | serve (use); eval (the benchmark); train-align | train-words |
 train-clip | train-text (trainers of what search loads)."""
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def main():
     """Find the right model in a model zoo for your task."""
 
 
-def _index(root: Path, timeout: float, trust_pickle: bool, workers: int | None = None):
+def _index(root: Path, timeout: float, trust_pickle: bool, workers: int | None = None, executor: str = "local",
+           address: str | None = None):
     from tqdm import tqdm
 
     import zoo2vec
@@ -60,7 +61,7 @@ def _index(root: Path, timeout: float, trust_pickle: bool, workers: int | None =
 
     try:
         report = zoo2vec.open(root).index(timeout_s=timeout, trust_pickle=trust_pickle, workers=workers,
-                                          progress=progress)
+                                          executor=executor, address=address, progress=progress)
     finally:
         bar.close()
     click.echo(report.summary(), err=True)
@@ -112,14 +113,24 @@ def _default_hf_cache() -> str:
 @click.option("--hf-cache", "hf_cache", is_flag=False, flag_value="", default=None, metavar="[DIR]",
               help="Also index every classifier in a Hugging Face cache (default: $HF_HUB_CACHE); the zoo's zoo.json "
                    "keeps it as a source for later runs. Give it after the zoo's path.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where models run: worker processes on this machine, or Ray tasks (pip install 'zoo2vec[ray]').")
+@click.option("--address", default=None, help="The Ray cluster to join (ray.init's address, e.g. ray://head:10001); "
+                                               "default: a local Ray instance.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's report as JSON on stdout.")
+@click.option("--schedule", default=None, metavar="CRON",
+              help="Run on a cron expression in the foreground, e.g. '0 2 * * *' (every night at 02:00), until Ctrl-C.")
+@click.option("--max-runs", type=click.IntRange(min=1), default=None, help="With --schedule: stop after N runs.")
 def index(zoo_path: Path | None, timeout: float, trust_pickle: bool, workers: int | None, hf_cache: str | None,
-          as_json: bool):
+          executor: str, address: str | None, as_json: bool, schedule: str | None, max_runs: int | None):
     """Probe new or changed models of a zoo and publish a new index snapshot.
 
     Exit code 0: every model indexed (or skipped, not being a classifier); 1: some failed (recorded, the rest
-    published; they are tried again next run); 2: bad input or configuration."""
+    published; they are tried again next run); 2: bad input or configuration. Old snapshots beyond the newest
+    $ZOO2VEC_KEEP_SNAPSHOTS (default 3) and probe outputs no model uses any more are deleted after each run."""
     root = _zoo_path(zoo_path)
+    if max_runs is not None and schedule is None:
+        raise UserError("--max-runs goes with --schedule")
     if hf_cache is not None:
         from zoo2vec.zoo.adapters.hf_cache import KIND, scan
         from zoo2vec.zoo.layout import ZooLayout
@@ -133,11 +144,22 @@ def index(zoo_path: Path | None, timeout: float, trust_pickle: bool, workers: in
                             "folder, e.g. ~/.cache/huggingface/hub")
         if ZooLayout(root).add_source(KIND, cache):
             click.echo(f"{root / 'zoo.json'}: added the Hugging Face cache {cache} as a source", err=True)
-    report = _index(root, timeout, trust_pickle, workers)
-    if as_json:
-        click.echo(json.dumps(report.to_dict()))
-    if report.failed:
-        click.echo(f"{len(report.failed)} model(s) failed; they will be retried on the next run", err=True)
+
+    def run_once():
+        report = _index(root, timeout, trust_pickle, workers, executor, address)
+        if as_json:
+            click.echo(json.dumps(report.to_dict()))
+        if report.failed:
+            click.echo(f"{len(report.failed)} model(s) failed; they will be retried on the next run", err=True)
+        return report
+
+    if schedule is not None:
+        from zoo2vec.jobs.schedule import run_on_schedule, trigger
+
+        trigger(schedule)  # a bad expression fails here, exit code 2
+        run_on_schedule(schedule, run_once, max_runs=max_runs, say=lambda text: click.echo(text, err=True))
+        return
+    if run_once().failed:
         raise click.exceptions.Exit(1)
 
 
@@ -212,6 +234,30 @@ def models(zoo_path, failed):
             click.echo(runs[["name", "status", "reason", "ran_at"]].to_string(index=False))
         else:
             click.echo(zoo.models()[["name", "modality", "license", "params", "tags"]].to_string(index=False))
+
+
+@main.command()
+@click.argument("zoo_path", required=False, type=click.Path(path_type=Path))
+@click.option("--last", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON (with every name and reason).")
+def runs(zoo_path: Path | None, last: int, as_json: bool):
+    """The zoo's indexing runs, newest first: when, where, what was probed, reused, failed and removed."""
+    import zoo2vec
+
+    history = zoo2vec.open(_zoo_path(zoo_path)).history(last)
+    if as_json:
+        for column in ("started_at", "ended_at"):
+            history[column] = history[column].map(lambda t: t.isoformat())
+        click.echo(history.to_json(orient="records"))
+        return
+    click.echo(f"{'started':<19}  {'executor':<10} {'models':>6} {'probed':>6} {'reused':>6} {'failed':>6} "
+               f"{'skipped':>7} {'removed':>7} {'seconds':>8}")
+    for run in history.itertuples():
+        click.echo(f"{run.started_at:%Y-%m-%d %H:%M:%S}  {f'{run.executor} x{run.workers}':<10} {run.models:>6} "
+                   f"{run.probed:>6} {run.reused:>6} {run.failed:>6} {run.skipped:>7} {run.removed:>7} "
+                   f"{run.seconds:>8.1f}")
+        for name, reason in sorted(run.report.get("failed", {}).items()):
+            click.echo(f"    failed {name}: {reason.splitlines()[0] if reason else ''}")  # --json has it whole
 
 
 @main.command("eval")

@@ -34,8 +34,10 @@ CREATE TABLE IF NOT EXISTS probe_runs (
 CREATE TABLE IF NOT EXISTS probe_embeddings (
     probe_set VARCHAR NOT NULL, encoder VARCHAR NOT NULL, idx INTEGER NOT NULL, embedding FLOAT[] NOT NULL,
     PRIMARY KEY (probe_set, encoder, idx));
-CREATE TABLE IF NOT EXISTS snapshots (
-    snapshot_id VARCHAR PRIMARY KEY, created_at TIMESTAMP DEFAULT current_timestamp, models INTEGER, failed INTEGER);
+CREATE TABLE IF NOT EXISTS index_runs (  -- one row per published run: the zoo's run history, carried forward
+    snapshot_id VARCHAR PRIMARY KEY, started_at TIMESTAMP NOT NULL, ended_at TIMESTAMP NOT NULL, executor VARCHAR,
+    workers INTEGER, models INTEGER, probed INTEGER, reused INTEGER, failed INTEGER, skipped INTEGER, removed INTEGER,
+    seconds DOUBLE, report JSON);  -- report: the names probed, reused, removed, and failed or skipped with reasons
 """
 
 
@@ -206,9 +208,12 @@ class Catalog:
                              "embedding": list(np.asarray(embeddings, dtype=np.float32))})
         self.con.execute("INSERT INTO probe_embeddings SELECT probe_set, encoder, idx, embedding::FLOAT[] FROM rows")
 
-    def record_snapshot(self, snapshot_id: str, failed: int):
+    def record_run(self, run: dict):
+        """One indexing run (the keys of index_runs; `report` a JSON-ready dict), with the snapshot's model count."""
         n = self.con.execute("SELECT count(*) FROM models").fetchone()[0]
-        self.con.execute("INSERT INTO snapshots (snapshot_id, models, failed) VALUES (?, ?, ?)", [snapshot_id, n, failed])
+        row = {**run, "models": n, "report": json.dumps(run["report"])}
+        columns = ", ".join(row)
+        self.con.execute(f"INSERT INTO index_runs ({columns}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
 
     # -- reads (search) --
     def models(self):
@@ -274,6 +279,13 @@ class Catalog:
 
     def modalities(self) -> set[str]:
         return {r[0] for r in self.con.execute("SELECT DISTINCT modality FROM models").fetchall()}
+
+    def history(self, last: int | None = None):
+        """The zoo's indexing runs, newest first (the report column parsed back into a dict)."""
+        sql = "SELECT * FROM index_runs ORDER BY started_at DESC" + (" LIMIT ?" if last else "")
+        runs = self.con.execute(sql, [last] if last else []).df()
+        runs["report"] = [json.loads(r) for r in runs["report"]]
+        return runs
 
     def runs(self, snapshot_id: str | None = None):
         sql = "SELECT snapshot_id, name, fingerprint, status, reason, seconds, ran_at FROM probe_runs"

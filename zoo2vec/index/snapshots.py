@@ -30,23 +30,28 @@ class SnapshotStore:
 
     @contextmanager
     def lock(self):
-        """One indexing run per zoo at a time; a lock left by a dead process is taken over."""
+        """One indexing run per zoo at a time. An OS file lock (filelock: flock on Linux): the kernel releases it when
+        its process ends in any way, kill -9 included, so a crashed run never leaves a lock behind that blocks the next
+        one. The file itself stays, with the pid of the run that last held it."""
+        from filelock import FileLock, Timeout
+
         self.base.mkdir(parents=True, exist_ok=True)
         path = self.base / "index.lock"
+
+        def owned(fd: int):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+
+        lock = FileLock(path, timeout=0, on_acquired=owned)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            pid = int(path.read_text().strip() or 0)
-            if _alive(pid):
-                raise ZooError(f"another indexing run (pid {pid}) holds {path}; wait for it to finish") from None
-            path.unlink(missing_ok=True)
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
+            lock.acquire()
+        except Timeout:
+            pid = path.read_text().strip() if path.exists() else "?"
+            raise ZooError(f"another indexing run (pid {pid or '?'}) holds {path}; wait for it to finish") from None
         try:
             yield
         finally:
-            path.unlink(missing_ok=True)
+            lock.release()
 
     def current(self) -> Path | None:
         try:
@@ -62,8 +67,9 @@ class SnapshotStore:
         path.mkdir(parents=True)
         return path
 
-    def publish(self, snapshot: Path):
-        """Point CURRENT at `snapshot` in one atomic rename, after its files are on disk."""
+    def publish(self, snapshot: Path, *, keep: int = KEEP):
+        """Point CURRENT at `snapshot` in one atomic rename, after its files are on disk; then keep only the newest
+        `keep` snapshots."""
         for f in snapshot.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -72,28 +78,36 @@ class SnapshotStore:
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, self.base / "CURRENT")
-        self.collect()
+        self.collect(keep)
 
-    def collect(self):
-        """Remove all but the newest KEEP published snapshots, and unpublished leftovers of crashed runs."""
+    def collect(self, keep: int = KEEP):
+        """Remove all but the newest `keep` published snapshots, unpublished leftovers of crashed runs and their
+        half-written pointer files. Only the run that holds the lock calls this."""
         current = self.current()
         if current is None:
             return
         ids = sorted(p.name for p in self.snapshots.iterdir() if p.is_dir())
         at = ids.index(current.name)
-        keep = set(ids[max(0, at - KEEP + 1) : at + 1])
+        kept = set(ids[max(0, at - keep + 1) : at + 1])
         for sid in ids:
-            if sid not in keep:
+            if sid not in kept:
                 shutil.rmtree(self.snapshots / sid, ignore_errors=True)
+        for tmp in self.base.glob(".CURRENT.*"):
+            tmp.unlink(missing_ok=True)
 
+    def collect_probes(self, live: set[Path]) -> int:
+        """Delete the cached probe outputs that are not in `live` (models removed or changed, or probed with an older
+        probe set) and temporary files of killed workers; returns how many files went. Readers never need these
+        files (a catalog keeps the outputs it was encoded from): they only spare a later run the forward passes."""
+        if not self.probes.is_dir():
+            return 0
+        live = {Path(p) for p in live}
+        gone = 0
+        for path in sorted(self.probes.rglob("*"), reverse=True):  # files before their folders
+            if path.is_file() and path not in live:
+                path.unlink(missing_ok=True)
+                gone += 1
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        return gone
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

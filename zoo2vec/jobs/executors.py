@@ -115,6 +115,25 @@ def reason_of(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, Zoo2VecError) else f"{type(exc).__name__}: {exc}"
 
 
+EXECUTORS = ("local", "ray")
+
+
+def make_executor(kind: str = "local", workers: int | None = None, *, address: str | None = None,
+                  timeout_s: float | None = 120.0, trust_pickle: bool = False):
+    """The probe stage's executor by name: "local" (worker processes on this machine) or "ray" (Ray actors, each with
+    a local worker pool of its own; `address` as for ray.init, None: start or join a local Ray instance). Nothing
+    starts until the first job comes."""
+    if kind == "local":
+        if address is not None:
+            raise ConfigError("--address is for the ray executor; the local executor runs on this machine")
+        return LocalExecutor(workers, timeout_s=timeout_s, trust_pickle=trust_pickle)
+    if kind == "ray":
+        from zoo2vec.jobs.ray_executor import RayExecutor
+
+        return RayExecutor(workers, address=address, timeout_s=timeout_s, trust_pickle=trust_pickle)
+    raise ConfigError(f"unknown executor {kind!r}; choose one of: {', '.join(EXECUTORS)}")
+
+
 def start_pool(workers: int, initargs: tuple):
     """A pebble ProcessPool of spawned workers (the seam tests use to see that a run starts none)."""
     import multiprocessing

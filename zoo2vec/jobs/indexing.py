@@ -17,26 +17,29 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from zoo2vec.encoders import know2vec, probe_set, reference
-from zoo2vec.errors import SkippedModel, ZooError
+from zoo2vec.errors import ConfigError, SkippedModel, ZooError
 from zoo2vec.index.catalog import SCHEMA_VERSION, Catalog
 from zoo2vec.index.snapshots import SnapshotStore
 from zoo2vec.index.vector_index import VectorIndex
-from zoo2vec.jobs.executors import LocalExecutor, Probed, ProbeJob, reason_of
+from zoo2vec.jobs.executors import LocalExecutor, Probed, ProbeJob, make_executor, reason_of
 from zoo2vec.zoo.adapters import fingerprint, read_card
 from zoo2vec.zoo.card import ModelCard
 from zoo2vec.zoo.discovery import discover
 from zoo2vec.zoo.layout import ZooLayout
 
 Progress = Callable[[str, int, int], None]
+KEEP_VARIABLE = "ZOO2VEC_KEEP_SNAPSHOTS"
 
 
 @dataclass
@@ -120,15 +123,20 @@ class _ProbeContext:
 
 
 def run_index(zoo_root: Path, *, timeout_s: float = 120.0, trust_pickle: bool = False, workers: int | None = None,
+              executor: str = "local", address: str | None = None, keep: int | None = None,
               progress: Progress | None = None) -> IndexReport:
     """Bring the zoo's index in step with its model folders; returns what was done. Models that need probing run in
-    `workers` processes (default: one per core), each killed after `timeout_s` seconds (jobs.executors)."""
+    `workers` processes (default: one per core) of the `executor` ("local", or "ray" at `address`), each killed after
+    `timeout_s` seconds (jobs.executors). After publishing, all but the newest `keep` snapshots (default
+    $ZOO2VEC_KEEP_SNAPSHOTS, else 3) and the probe outputs no model of the zoo uses any more are deleted."""
     zoo_root = Path(zoo_root)
     store = SnapshotStore(zoo_root)
-    started = time.perf_counter()
+    keep = snapshots_kept() if keep is None else keep
+    started, started_at = time.perf_counter(), _utc_now()
     found = discover(zoo_root)
     chosen = probe_set_names(zoo_root)
-    executor = LocalExecutor(workers, timeout_s=timeout_s, trust_pickle=trust_pickle)  # starts no process yet
+    probing = make_executor(executor, workers, address=address, timeout_s=timeout_s,
+                            trust_pickle=trust_pickle)  # starts no process yet
     with store.lock():
         previous = store.current()
         snapshot = store.create()
@@ -137,19 +145,38 @@ def run_index(zoo_root: Path, *, timeout_s: float = 120.0, trust_pickle: bool = 
             # a catalog of an older schema is not carried over: every model is encoded again from its cached probe outputs
             if previous is not None and Catalog.schema_of(previous / "catalog.duckdb") == SCHEMA_VERSION:
                 shutil.copy2(previous / "catalog.duckdb", snapshot / "catalog.duckdb")
-            with Catalog(snapshot / "catalog.duckdb") as catalog, executor:
+            with Catalog(snapshot / "catalog.duckdb") as catalog, probing:
                 context = _ProbeContext(chosen, catalog, store)
-                _update(catalog, found, context, report, progress, executor)
-                catalog.record_snapshot(snapshot.name, len(report.failed))
+                live = _update(catalog, found, context, report, progress, probing)
+                catalog.record_run(dict(
+                    snapshot_id=snapshot.name, started_at=started_at, ended_at=_utc_now(),
+                    executor=executor, workers=probing.workers, probed=len(report.probed), reused=len(report.reused),
+                    failed=len(report.failed), skipped=len(report.skipped), removed=len(report.removed),
+                    seconds=time.perf_counter() - started,
+                    report={k: v for k, v in report.to_dict().items() if k not in ("snapshot", "costs", "seconds")}))
                 for kind in ("task", "card"):
                     VectorIndex.build(*catalog.vectors(kind)).save(snapshot / f"{kind}.faiss")
                 catalog.con.execute("CHECKPOINT")
         except BaseException:
             shutil.rmtree(snapshot, ignore_errors=True)
             raise
-        store.publish(snapshot)
+        store.publish(snapshot, keep=keep)
+        store.collect_probes(live)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _utc_now() -> datetime:
+    """Now in UTC, as the catalog's TIMESTAMP columns keep it (no zone)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def snapshots_kept() -> int:
+    """How many published snapshots a run keeps ($ZOO2VEC_KEEP_SNAPSHOTS, default 3; at least 1)."""
+    value = os.environ.get(KEEP_VARIABLE, "").strip() or "3"
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{KEEP_VARIABLE}={value!r}: give the number of snapshots to keep, 1 or more")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -167,9 +194,9 @@ class _Planned:
 
 
 def _update(catalog: Catalog, found: dict[str, Path], context: _ProbeContext, report: IndexReport,
-            progress: Progress | None, executor: LocalExecutor):
+            progress: Progress | None, executor: LocalExecutor) -> set[Path]:
     """Decide here which models need probing, probe those in the executor's workers (in parallel), and encode each
-    from its cached outputs here as it comes back."""
+    from its cached outputs here as it comes back. Returns the probe-output files the zoo's models use."""
     indexed = catalog.indexed()
     for name in sorted(set(indexed) - set(found)):
         catalog.remove_model(name)
@@ -177,6 +204,7 @@ def _update(catalog: Catalog, found: dict[str, Path], context: _ProbeContext, re
     pending: list[Encoded] = []
     runs: dict[str, tuple] = {}  # probe runs, written with the models (the snapshot is published whole or not at all)
     to_probe: dict[str, _Planned] = {}
+    live: set[Path] = set()
     done = 0
 
     def finished(name: str):
@@ -201,8 +229,9 @@ def _update(catalog: Catalog, found: dict[str, Path], context: _ProbeContext, re
         fp = "?"
         try:
             fp = fingerprint(folder)
-            plan = _plan(name, folder, fp, indexed.get(name), context, started=t0)
-            if plan is None:
+            plan = _plan(name, folder, fp, context, started=t0)
+            live.add(plan.cache)
+            if _unchanged(plan, indexed.get(name)):
                 report.reused.append(name)
             elif not plan.cache.exists():
                 to_probe[name] = plan
@@ -237,23 +266,27 @@ def _update(catalog: Catalog, found: dict[str, Path], context: _ProbeContext, re
     catalog.record_runs([runs[name] for name in found if name in runs])
     if progress:
         progress("", len(found), len(found))
+    return live
 
 
-def _plan(name: str, folder: Path, fp: str, before, context: _ProbeContext, *, started: float) -> _Planned | None:
-    """What must be done for one model; None when its last entry still holds (same files, card, probe set and encoder;
-    a card inferred anew from the same files is encoded again from the cached probe outputs).
+def _plan(name: str, folder: Path, fp: str, context: _ProbeContext, *, started: float) -> _Planned:
+    """How one model is indexed in this run, and where its probe outputs are cached.
     `started`: when the run began on this model (its fingerprint counts towards its cost)."""
     card = read_card(folder, name).card
     if card.name != name:
         raise ZooError(f"folder {name!r} holds a card named {card.name!r}; rename one so they agree")
     ps_version, encoder = context.stamp(card.modality)
-    if before and (before.fingerprint, before.probe_set, before.encoder, before.card) == (
-            fp, ps_version, encoder, json.loads(json.dumps(card.to_dict()))):
-        return None
     # keyed by the adapter entry too: a newer zoo2vec may infer another way to call the same files (scale, layout)
     how = hashlib.sha256(json.dumps(card.adapter, sort_keys=True).encode()).hexdigest()[:8]
     cache = context.store.probes / ps_version / f"{card.file_name}-{fp}-{how}.npy"
     return _Planned(name, folder, card, fp, ps_version, encoder, cache, time.perf_counter() - started)
+
+
+def _unchanged(plan: _Planned, before) -> bool:
+    """Whether the model's last entry still holds: same files, card, probe set and encoder (a card inferred anew from
+    the same files is encoded again from the cached probe outputs)."""
+    return before is not None and (before.fingerprint, before.probe_set, before.encoder, before.card) == (
+        plan.fingerprint, plan.probe_set, plan.encoder, json.loads(json.dumps(plan.card.to_dict())))
 
 
 def _encode_outputs(plan: _Planned, context: _ProbeContext, report: IndexReport, probed: Probed | None) -> Encoded:

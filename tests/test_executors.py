@@ -213,3 +213,18 @@ def test_a_broken_pool_is_replaced_and_each_job_gets_one_more_try(monkeypatch, t
     assert BreakingPool.started == (2 if breaks == 1 else 4)  # a fresh pool after each break
     if breaks > 1:
         assert results["a"].reason == "the worker pool broke twice while it held this model"
+
+
+def test_the_device_choice():
+    import torch
+
+    from zoo2vec.jobs.executors import resolve_device
+
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ConfigError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="torch sees no CUDA device"):
+            resolve_device("cuda")
+    assert worker_memory_mb(2, "cuda") is None  # CUDA would not start under an address-space cap

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from zoo2vec import FilterError
@@ -95,3 +96,21 @@ def test_a_selective_filter_on_an_inverted_file_returns_the_exact_filtered_top_k
         exact = np.sort(vectors[keep] @ vectors[row])[::-1][:10]
         assert len(found) == 10 and set(found.tolist()) <= set(allowed.tolist())
         assert np.allclose(scores, exact, atol=1e-5)
+
+
+def test_a_loaded_index_uses_the_gpus_only_where_faiss_has_some(tmp_path, monkeypatch):
+    import faiss
+
+    from zoo2vec.index.vector_index import VectorIndex
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(300, 8)).astype(np.float32)
+    VectorIndex.build(np.arange(300), vectors).save(tmp_path / "x.faiss")
+    gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    loaded = VectorIndex.load(tmp_path / "x.faiss")
+    assert (loaded.gpu is not None) == (gpus > 0)
+    exact = np.argsort(-(vectors @ vectors[7]))[:5]
+    assert list(loaded.search(vectors[7], 5)[0]) == list(exact)  # on the GPUs where there are some
+    assert list(loaded.search(vectors[7], 5, allowed=exact[2:])[0]) == list(exact[2:])  # filtered: the CPU copy
+    monkeypatch.setenv("ZOO2VEC_FAISS_GPU", "0")
+    assert VectorIndex.load(tmp_path / "x.faiss").gpu is None

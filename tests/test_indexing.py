@@ -166,12 +166,12 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tiny_zoo):
 def test_every_run_is_kept_in_the_history(tiny_zoo, bad_models):
     server, models = bad_models
     _add_remote(tiny_zoo, server, models["raise"])
-    report = run_index(tiny_zoo, workers=1)
+    report = run_index(tiny_zoo, workers=1, device="cpu")
     history = zoo2vec.open(tiny_zoo).history()
     latest = history.iloc[0]
     assert latest.snapshot_id == report.snapshot and len(history) == 2  # the fixture's first run, then this one
     assert (latest.executor, latest.workers, latest.models, latest.probed, latest.reused, latest.failed) == (
-        "local", 1, 5, 0, 5, 1)
+        "local/cpu", 1, 5, 0, 5, 1)
     assert latest.ended_at >= latest.started_at and latest.seconds > 0
     assert "weights corrupted" in latest.report["failed"]["bad-raise"]
     assert sorted(latest.report["reused"]) == sorted(report.reused)

@@ -32,13 +32,13 @@ class Zoo:
         return f"Zoo({str(self.root)!r})"
 
     def index(self, *, timeout_s: float = 120.0, trust_pickle: bool = False, workers: int | None = None,
-              executor: str = "local", address: str | None = None, progress=None):
+              executor: str = "local", address: str | None = None, device: str = "cpu", progress=None):
         """Probe new or changed models (in `workers` processes of the executor, "local" by default, or "ray" at
-        `address`) and publish a new snapshot; returns an IndexReport."""
+        `address`; on `device`: cpu, cuda or auto) and publish a new snapshot; returns an IndexReport."""
         from zoo2vec.jobs.indexing import run_index
 
         return run_index(self.root, timeout_s=timeout_s, trust_pickle=trust_pickle, workers=workers,
-                         executor=executor, address=address, progress=progress)
+                         executor=executor, address=address, device=device, progress=progress)
 
     def models(self):
         """The indexed models and their cards as a DataFrame."""

@@ -46,7 +46,7 @@ def main():
 
 
 def _index(root: Path, timeout: float, trust_pickle: bool, workers: int | None = None, executor: str = "local",
-           address: str | None = None):
+           address: str | None = None, device: str = "auto"):
     from tqdm import tqdm
 
     import zoo2vec
@@ -61,7 +61,7 @@ def _index(root: Path, timeout: float, trust_pickle: bool, workers: int | None =
 
     try:
         report = zoo2vec.open(root).index(timeout_s=timeout, trust_pickle=trust_pickle, workers=workers,
-                                          executor=executor, address=address, progress=progress)
+                                          executor=executor, address=address, device=device, progress=progress)
     finally:
         bar.close()
     click.echo(report.summary(), err=True)
@@ -117,12 +117,14 @@ def _default_hf_cache() -> str:
               help="Where models run: worker processes on this machine, or Ray tasks (pip install 'zoo2vec[ray]').")
 @click.option("--address", default=None, help="The Ray cluster to join (ray.init's address, e.g. ray://head:10001); "
                                                "default: a local Ray instance.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where models run their forward passes: auto is the GPU when torch sees one.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's report as JSON on stdout.")
 @click.option("--schedule", default=None, metavar="CRON",
               help="Run on a cron expression in the foreground, e.g. '0 2 * * *' (every night at 02:00), until Ctrl-C.")
 @click.option("--max-runs", type=click.IntRange(min=1), default=None, help="With --schedule: stop after N runs.")
 def index(zoo_path: Path | None, timeout: float, trust_pickle: bool, workers: int | None, hf_cache: str | None,
-          executor: str, address: str | None, as_json: bool, schedule: str | None, max_runs: int | None):
+          executor: str, address: str | None, device: str, as_json: bool, schedule: str | None, max_runs: int | None):
     """Probe new or changed models of a zoo and publish a new index snapshot.
 
     Exit code 0: every model indexed (or skipped, not being a classifier); 1: some failed (recorded, the rest
@@ -146,7 +148,7 @@ def index(zoo_path: Path | None, timeout: float, trust_pickle: bool, workers: in
             click.echo(f"{root / 'zoo.json'}: added the Hugging Face cache {cache} as a source", err=True)
 
     def run_once():
-        report = _index(root, timeout, trust_pickle, workers, executor, address)
+        report = _index(root, timeout, trust_pickle, workers, executor, address, device)
         if as_json:
             click.echo(json.dumps(report.to_dict()))
         if report.failed:
@@ -250,10 +252,10 @@ def runs(zoo_path: Path | None, last: int, as_json: bool):
             history[column] = history[column].map(lambda t: t.isoformat())
         click.echo(history.to_json(orient="records"))
         return
-    click.echo(f"{'started':<19}  {'executor':<10} {'models':>6} {'probed':>6} {'reused':>6} {'failed':>6} "
+    click.echo(f"{'started':<19}  {'executor':<14} {'models':>6} {'probed':>6} {'reused':>6} {'failed':>6} "
                f"{'skipped':>7} {'removed':>7} {'seconds':>8}")
     for run in history.itertuples():
-        click.echo(f"{run.started_at:%Y-%m-%d %H:%M:%S}  {f'{run.executor} x{run.workers}':<10} {run.models:>6} "
+        click.echo(f"{run.started_at:%Y-%m-%d %H:%M:%S}  {f'{run.executor} x{run.workers}':<14} {run.models:>6} "
                    f"{run.probed:>6} {run.reused:>6} {run.failed:>6} {run.skipped:>7} {run.removed:>7} "
                    f"{run.seconds:>8.1f}")
         for name, reason in sorted(run.report.get("failed", {}).items()):

@@ -5,11 +5,16 @@ The index type follows the vector count (as autofaiss does): exact search up to 
 an inverted file above it; a factory string overrides the choice. Filters are pushed into the search
 (an IDSelector), and a selective filter on an inverted file scans every list, so a filtered search
 returns k results and the right ones.
+
+With faiss-gpu installed and a GPU visible, a loaded index is also copied to the GPUs and unfiltered searches run
+there (filtered ones stay on the CPU copy, whose ID selector GPU indexes do not take); $ZOO2VEC_FAISS_GPU=0 turns
+this off. Untested here: this project's machines have no GPU (see bench/INDEXING.md).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +35,29 @@ def choose_factory(n: int) -> str:
     return f"IVF{nlist},Flat"
 
 
+def on_gpus(index, nprobe: int | None = None):
+    """A copy of `index` on every visible GPU, or None: faiss without GPU support, no GPU, $ZOO2VEC_FAISS_GPU=0, or an
+    index type the GPU cloner does not take."""
+    import faiss
+
+    if os.environ.get("ZOO2VEC_FAISS_GPU", "").strip() == "0" or not hasattr(faiss, "index_cpu_to_all_gpus"):
+        return None
+    try:
+        if faiss.get_num_gpus() < 1:
+            return None
+        gpu = faiss.index_cpu_to_all_gpus(index)
+        if nprobe is not None:
+            faiss.GpuParameterSpace().set_index_parameter(gpu, "nprobe", nprobe)
+        return gpu
+    except (RuntimeError, AttributeError):
+        return None
+
+
 class VectorIndex:
-    def __init__(self, index, *, nprobe: int | None = None):
+    def __init__(self, index, *, nprobe: int | None = None, gpu=None):
         self.index = index
         self.nprobe = nprobe
+        self.gpu = gpu  # the same vectors on the GPUs (on_gpus), for unfiltered searches
 
     @classmethod
     def build(cls, ids: np.ndarray, vectors: np.ndarray, *, factory: str | None = None, seed: int = 0) -> VectorIndex:
@@ -61,7 +85,8 @@ class VectorIndex:
 
         index = faiss.read_index(str(path))
         ivf = faiss.try_extract_index_ivf(index)
-        return cls(index, nprobe=max(16, ivf.nlist // 32) if ivf is not None else None)
+        nprobe = max(16, ivf.nlist // 32) if ivf is not None else None
+        return cls(index, nprobe=nprobe, gpu=on_gpus(index, nprobe))
 
     def save(self, path: Path):
         import faiss
@@ -83,6 +108,9 @@ class VectorIndex:
         q = np.ascontiguousarray(queries, dtype=np.float32)
         if len(self) == 0 or k <= 0 or (allowed is not None and len(allowed) == 0):
             return np.full((len(q), 0), -1, dtype=np.int64), np.zeros((len(q), 0), dtype=np.float32)
+        if allowed is None and self.gpu is not None:
+            scores, ids = self.gpu.search(q, min(k, len(self)))
+            return ids, scores
         sel = None if allowed is None else faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
         if self.nprobe is not None:
             nprobe = self.nprobe

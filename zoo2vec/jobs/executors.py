@@ -63,7 +63,7 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def worker_memory_mb(workers: int) -> int | None:
+def worker_memory_mb(workers: int, device: str = "cpu") -> int | None:
     """Each worker's address-space cap in MiB (None: no cap): $ZOO2VEC_WORKER_MEMORY_MB when set (0 turns the cap
     off), else what a worker needs before any model (WORKER_BASE_MB) plus the machine's memory shared between the
     workers, so that a runaway model fails before the workers together exhaust the machine. It caps address space,
@@ -80,6 +80,8 @@ def worker_memory_mb(workers: int) -> int | None:
             raise ConfigError(f"{MEMORY_VARIABLE}={mb}: a worker needs at least {WORKER_MIN_MB} MiB of address space "
                               "to import torch; give more, or 0 for no cap")
         return mb or None
+    if device != "cpu":
+        return None  # CUDA maps far more address space than it uses: a cap would stop it from starting
     physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
     return WORKER_BASE_MB + physical // max(1, workers)
 
@@ -116,21 +118,38 @@ def reason_of(exc: BaseException) -> str:
 
 
 EXECUTORS = ("local", "ray")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(choice: str = "auto") -> str:
+    """"cpu" or "cuda" for a --device choice: auto is cuda when torch sees a GPU; cuda without one is refused."""
+    if choice not in DEVICES:
+        raise ConfigError(f"unknown device {choice!r}; choose one of: {', '.join(DEVICES)}")
+    if choice == "cpu":
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if choice == "cuda":
+        raise ConfigError("--device cuda: torch sees no CUDA device here (a CPU build of torch, or no GPU visible); "
+                          "use --device cpu, or auto")
+    return "cpu"
 
 
 def make_executor(kind: str = "local", workers: int | None = None, *, address: str | None = None,
-                  timeout_s: float | None = 120.0, trust_pickle: bool = False):
+                  timeout_s: float | None = 120.0, trust_pickle: bool = False, device: str = "cpu"):
     """The probe stage's executor by name: "local" (worker processes on this machine) or "ray" (Ray actors, each with
-    a local worker pool of its own; `address` as for ray.init, None: start or join a local Ray instance). Nothing
-    starts until the first job comes."""
+    a local worker pool of its own; `address` as for ray.init, None: start or join a local Ray instance). Models run
+    on `device` ("cpu" or "cuda", see resolve_device). Nothing starts until the first job comes."""
     if kind == "local":
         if address is not None:
             raise ConfigError("--address is for the ray executor; the local executor runs on this machine")
-        return LocalExecutor(workers, timeout_s=timeout_s, trust_pickle=trust_pickle)
+        return LocalExecutor(workers, timeout_s=timeout_s, trust_pickle=trust_pickle, device=device)
     if kind == "ray":
         from zoo2vec.jobs.ray_executor import RayExecutor
 
-        return RayExecutor(workers, address=address, timeout_s=timeout_s, trust_pickle=trust_pickle)
+        return RayExecutor(workers, address=address, timeout_s=timeout_s, trust_pickle=trust_pickle, device=device)
     raise ConfigError(f"unknown executor {kind!r}; choose one of: {', '.join(EXECUTORS)}")
 
 
@@ -147,7 +166,7 @@ def start_pool(workers: int, initargs: tuple):
 class LocalExecutor:
     """Probe jobs in a pool of `workers` processes on this machine (default: one per core), each job killed after
     `timeout_s` seconds (None: never), each worker's address space capped at `memory_mb` MiB (default:
-    `worker_memory_mb`; 0: no cap). `trust_pickle` as for `load_model`.
+    `worker_memory_mb`; 0: no cap), models run on `device` ("cpu" or "cuda"). `trust_pickle` as for `load_model`.
 
         with LocalExecutor(workers=4, timeout_s=120) as executor:
             for job, probed in executor.run(jobs):   # as each model finishes
@@ -155,14 +174,16 @@ class LocalExecutor:
     """
 
     def __init__(self, workers: int | None = None, *, timeout_s: float | None = 120.0, trust_pickle: bool = False,
-                 memory_mb: int | None = None):
+                 memory_mb: int | None = None, device: str = "cpu"):
         workers = default_workers() if workers is None else workers
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
             raise ConfigError(f"workers must be a whole number of processes, 1 or more; got {workers!r}")
         if timeout_s is not None and not timeout_s > 0:
             raise ConfigError(f"timeout must be a positive number of seconds; got {timeout_s!r}")
-        self.workers, self.timeout_s, self.trust_pickle = workers, timeout_s, trust_pickle
-        self.memory_mb = memory_mb if memory_mb is not None else worker_memory_mb(workers)
+        if device not in ("cpu", "cuda"):
+            raise ConfigError(f"device must be 'cpu' or 'cuda' (resolve 'auto' with resolve_device); got {device!r}")
+        self.workers, self.timeout_s, self.trust_pickle, self.device = workers, timeout_s, trust_pickle, device
+        self.memory_mb = memory_mb if memory_mb is not None else worker_memory_mb(workers, device)
         self._pool = None
         self._workers, self._initargs = workers, ()
 
@@ -188,7 +209,7 @@ class LocalExecutor:
         workers = min(self.workers, len(queue))  # no process started for nothing
         threads = max(1, default_workers() // workers)  # workers x threads stays within the cores
         probe_sets = tuple(sorted({job.probe_set for job in queue}))
-        self._workers, self._initargs = workers, (self.memory_mb, threads, probe_sets, os.getpid())
+        self._workers, self._initargs = workers, (self.memory_mb, threads, probe_sets, os.getpid(), self.device)
         running: dict[Future, tuple[ProbeJob, float]] = {}
         try:
             self._fill(queue, running)
@@ -290,13 +311,17 @@ _STATE: dict[str, Any] = {"broken": None, "memory_mb": None}
 _RESIZED: dict[tuple, np.ndarray] = {}  # (probe set, input shape) -> probe images at that shape, per worker
 
 
-def _start_worker(memory_mb: int | None, threads: int, probe_sets: tuple[str, ...], parent: int):
-    """Pool initializer: die with the parent, cap memory and threads, warm up (torch, the run's probe sets). A failure
-    here is kept and reported by every job of this worker, instead of a worker that dies and is restarted forever."""
+def _start_worker(memory_mb: int | None, threads: int, probe_sets: tuple[str, ...], parent: int, device: str = "cpu"):
+    """Pool initializer: die with the parent, cap memory and threads, choose the device, warm up (torch, the run's
+    probe sets). A failure here is kept and reported by every job of this worker, instead of a worker that dies and is
+    restarted forever."""
     try:
         import resource
 
+        from zoo2vec.zoo.blackbox import DEVICE_VARIABLE
+
         _die_with(parent)
+        os.environ[DEVICE_VARIABLE] = device  # read by the adapters as they load a model
         for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ.setdefault(variable, str(threads))  # before torch is imported; a user's own setting wins
         if memory_mb:

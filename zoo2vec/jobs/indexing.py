@@ -32,7 +32,7 @@ from zoo2vec.errors import ConfigError, SkippedModel, ZooError
 from zoo2vec.index.catalog import SCHEMA_VERSION, Catalog
 from zoo2vec.index.snapshots import SnapshotStore
 from zoo2vec.index.vector_index import VectorIndex
-from zoo2vec.jobs.executors import LocalExecutor, Probed, ProbeJob, make_executor, reason_of
+from zoo2vec.jobs.executors import LocalExecutor, Probed, ProbeJob, make_executor, reason_of, resolve_device
 from zoo2vec.zoo.adapters import fingerprint, read_card
 from zoo2vec.zoo.card import ModelCard
 from zoo2vec.zoo.discovery import discover
@@ -123,11 +123,12 @@ class _ProbeContext:
 
 
 def run_index(zoo_root: Path, *, timeout_s: float = 120.0, trust_pickle: bool = False, workers: int | None = None,
-              executor: str = "local", address: str | None = None, keep: int | None = None,
+              executor: str = "local", address: str | None = None, device: str = "cpu", keep: int | None = None,
               progress: Progress | None = None) -> IndexReport:
     """Bring the zoo's index in step with its model folders; returns what was done. Models that need probing run in
     `workers` processes (default: one per core) of the `executor` ("local", or "ray" at `address`), each killed after
-    `timeout_s` seconds (jobs.executors). After publishing, all but the newest `keep` snapshots (default
+    `timeout_s` seconds (jobs.executors), on `device` ("cpu", "cuda", or "auto": cuda when torch sees a GPU). After
+    publishing, all but the newest `keep` snapshots (default
     $ZOO2VEC_KEEP_SNAPSHOTS, else 3) and the probe outputs no model of the zoo uses any more are deleted."""
     zoo_root = Path(zoo_root)
     store = SnapshotStore(zoo_root)
@@ -135,8 +136,8 @@ def run_index(zoo_root: Path, *, timeout_s: float = 120.0, trust_pickle: bool = 
     started, started_at = time.perf_counter(), _utc_now()
     found = discover(zoo_root)
     chosen = probe_set_names(zoo_root)
-    probing = make_executor(executor, workers, address=address, timeout_s=timeout_s,
-                            trust_pickle=trust_pickle)  # starts no process yet
+    probing = make_executor(executor, workers, address=address, timeout_s=timeout_s, trust_pickle=trust_pickle,
+                            device=resolve_device(device))  # starts no process yet
     with store.lock():
         previous = store.current()
         snapshot = store.create()
@@ -150,7 +151,7 @@ def run_index(zoo_root: Path, *, timeout_s: float = 120.0, trust_pickle: bool = 
                 live = _update(catalog, found, context, report, progress, probing)
                 catalog.record_run(dict(
                     snapshot_id=snapshot.name, started_at=started_at, ended_at=_utc_now(),
-                    executor=executor, workers=probing.workers, probed=len(report.probed), reused=len(report.reused),
+                    executor=f"{executor}/{probing.device}", workers=probing.workers, probed=len(report.probed), reused=len(report.reused),
                     failed=len(report.failed), skipped=len(report.skipped), removed=len(report.removed),
                     seconds=time.perf_counter() - started,
                     report={k: v for k, v in report.to_dict().items() if k not in ("snapshot", "costs", "seconds")}))

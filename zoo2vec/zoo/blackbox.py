@@ -90,6 +90,17 @@ def checked_predict(model: BlackBoxModel, batch: Batch, *, timeout_s: float | No
     return as_probabilities(box["out"], n, model.card)
 
 
+DEVICE_VARIABLE = "ZOO2VEC_DEVICE"
+
+
+def device() -> str:
+    """The torch device models run on in this process: $ZOO2VEC_DEVICE ("cpu" unless the indexing job's workers were
+    started with --device cuda; jobs.executors.resolve_device checks the choice)."""
+    import os
+
+    return os.environ.get(DEVICE_VARIABLE, "").strip() or "cpu"
+
+
 class TorchModel:
     """An in-process torch module as a black box.
 
@@ -101,7 +112,8 @@ class TorchModel:
     def __init__(self, module, card: ModelCard, *, mean=None, std=None, outputs: str = "logits", batch_size: int = 256):
         if outputs not in ("logits", "probabilities"):
             raise ZooError(f"model {card.name!r}: outputs must be 'logits' or 'probabilities', got {outputs!r}")
-        self.module = module.eval()
+        self.device = device()
+        self.module = module.eval().to(self.device)
         self.outputs = outputs
         self.card = card
         self.mean = None if mean is None else np.asarray(mean, dtype=np.float32).reshape(1, -1, 1, 1)
@@ -119,9 +131,9 @@ class TorchModel:
                     x = np.asarray(chunk, dtype=np.float32)
                     if self.mean is not None:
                         x = (x - self.mean) / self.std
-                    chunk = torch.from_numpy(x)
+                    chunk = torch.from_numpy(x).to(self.device)
                 else:
                     chunk = list(chunk)
                 out = self.module(chunk).float()
-                outs.append((out.softmax(dim=1) if self.outputs == "logits" else out).numpy())
+                outs.append((out.softmax(dim=1) if self.outputs == "logits" else out).cpu().numpy())
         return np.concatenate(outs) if outs else np.zeros((0, 0), dtype=np.float32)

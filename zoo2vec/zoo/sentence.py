@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo2vec.errors import ConfigError
+from zoo2vec.zoo.blackbox import device
 from zoo2vec.zoo.card import ModelCard
 
 MINILM = "all-MiniLM-L6-v2"
@@ -57,7 +58,7 @@ class SentenceEncoder:
         import sentence_transformers as st
         self.name = name
         with quiet_loading():
-            self.model = st.SentenceTransformer(str(encoder_path(name)), device="cpu", local_files_only=True)
+            self.model = st.SentenceTransformer(str(encoder_path(name)), device=device(), local_files_only=True)
         self.model.max_seq_length = max_seq_length
         self.dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension()
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -95,7 +96,8 @@ class SentenceHeadModel:
 
     def __init__(self, encoder: SentenceEncoder, head, card: ModelCard):
         self.encoder = encoder
-        self.head = head.eval()
+        self.device = device()
+        self.head = head.eval().to(self.device)
         self.card = card
 
     def predict(self, batch) -> np.ndarray:
@@ -103,4 +105,4 @@ class SentenceHeadModel:
 
         emb = self.encoder.encode(list(batch))
         with torch.inference_mode():
-            return self.head(torch.from_numpy(emb)).float().softmax(dim=1).numpy()
+            return self.head(torch.from_numpy(emb).to(self.device)).float().softmax(dim=1).cpu().numpy()

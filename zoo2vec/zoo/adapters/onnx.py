@@ -23,6 +23,7 @@ import numpy as np
 from zoo2vec.data.images import laid_out, square_shape
 from zoo2vec.errors import ZooError, require
 from zoo2vec.zoo.adapters import Inferred, ModelSource, model_file, register, written_adapter
+from zoo2vec.zoo.blackbox import device
 from zoo2vec.zoo.card import ModelCard
 
 LAYOUTS = ("NCHW", "NHWC", "NHW", "flat")
@@ -110,7 +111,10 @@ class OnnxModel:
         ort = require("onnxruntime", "onnx")
         self.card = card
         try:
-            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            providers = ["CPUExecutionProvider"]
+            if device().startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+                providers.insert(0, "CUDAExecutionProvider")  # onnxruntime-gpu
+            self.session = ort.InferenceSession(str(path), providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/NotImplemented for bad graphs
             raise ZooError(f"model {card.name!r}: onnxruntime cannot open {path.name}: {exc}") from None
         self.input = _the_input([_ort_arg(a) for a in self.session.get_inputs()], spec.get("input"), card.name)

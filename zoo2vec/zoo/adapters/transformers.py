@@ -18,6 +18,7 @@ import numpy as np
 
 from zoo2vec.errors import SkippedModel, ZooError
 from zoo2vec.zoo.adapters import Inferred, ModelSource, register
+from zoo2vec.zoo.blackbox import device
 from zoo2vec.zoo.card import ModelCard
 from zoo2vec.zoo.hub_files import read_json, safetensors_params
 
@@ -100,7 +101,7 @@ def load(source: ModelSource) -> TransformersModel:
     finally:
         if bars:
             transformers.utils.logging.enable_progress_bar()
-    return TransformersModel(module.to("cpu").eval(), preprocessor, card, max_length=source.spec.get("max_length"),
+    return TransformersModel(module.to(device()).eval(), preprocessor, card, max_length=source.spec.get("max_length"),
                              batch_size=int(source.spec.get("batch_size", 32)))
 
 
@@ -128,7 +129,8 @@ class TransformersModel:
             for start in range(0, len(batch), self.batch_size):
                 chunk = batch[start : start + self.batch_size]
                 inputs = self._images(chunk) if self.card.modality == "image" else self._texts(chunk)
-                outs.append(self.module(**inputs).logits.float().softmax(dim=-1).numpy())
+                inputs = {key: value.to(self.module.device) for key, value in inputs.items()}
+                outs.append(self.module(**inputs).logits.float().softmax(dim=-1).cpu().numpy())
         return np.concatenate(outs) if outs else np.zeros((0, 0), dtype=np.float32)
 
     def _texts(self, texts) -> dict:

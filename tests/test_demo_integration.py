@@ -128,3 +128,30 @@ def test_serve_starts_the_app(demo):
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=20)
+
+
+def test_ray_and_local_executors_give_the_same_catalog_vectors(demo, tmp_path):
+    """The demo zoo indexed again in a copy, its models run as Ray actors on a local Ray instance with 2 CPUs."""
+    import shutil
+
+    import numpy as np
+
+    pytest.importorskip("ray")
+    _, zoo = demo
+    copy = tmp_path / "demo"
+    shutil.copytree(zoo.root, copy, symlinks=True, ignore=shutil.ignore_patterns(".zoo2vec"))
+    report = zoo2vec.open(copy).index(executor="ray", workers=2)
+    assert report.indexed == 44 and len(report.probed) == 44 and not report.failed
+    local, ray = (_task_vectors(root) for root in (zoo.root, copy))
+    assert local.keys() == ray.keys() and all(np.allclose(local[n], ray[n], atol=1e-5) for n in local)
+    assert zoo2vec.open(copy).history(1).iloc[0].executor == "ray/cpu"
+
+
+def _task_vectors(root):
+    from zoo2vec.index.catalog import Catalog
+    from zoo2vec.index.snapshots import SnapshotStore
+
+    with Catalog(SnapshotStore(root).current() / "catalog.duckdb", read_only=True) as catalog:
+        rows = catalog.con.execute("SELECT m.name, v.vector FROM models m JOIN vectors v USING (model_id) "
+                                   "WHERE v.kind = 'task'").fetchall()
+    return dict(rows)

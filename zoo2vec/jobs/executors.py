@@ -202,8 +202,10 @@ class LocalExecutor:
 
     def run(self, jobs: Iterable[ProbeJob]) -> Iterator[tuple[ProbeJob, Probed]]:
         """Each job with what came of it, in the order they finish. The pool starts here, only when there is a job,
-        and its workers warm up while the caller does other work before reading the first result."""
-        queue = deque(jobs)
+        and its workers warm up while the caller does other work before reading the first result. A deque is taken
+        as the queue itself: a job the caller appends to it before asking for the next result runs in the same pool
+        (the Ray executor's actors keep one warm worker this way)."""
+        queue = jobs if isinstance(jobs, deque) else deque(jobs)
         if not queue:
             return iter(())
         workers = min(self.workers, len(queue))  # no process started for nothing

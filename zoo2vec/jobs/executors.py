@@ -36,7 +36,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -115,6 +115,21 @@ def reason_of(exc: BaseException) -> str:
     if isinstance(exc, ModelFailure):
         return exc.reason
     return str(exc) if isinstance(exc, Zoo2VecError) else f"{type(exc).__name__}: {exc}"
+
+
+class Executor(Protocol):
+    """What the indexing job needs of an executor (LocalExecutor, ray_executor.RayExecutor)."""
+
+    workers: int
+    device: str
+
+    def run(self, jobs: Iterable[ProbeJob]) -> Iterator[tuple[ProbeJob, Probed]]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, *exc) -> None: ...
 
 
 EXECUTORS = ("local", "ray")

@@ -32,7 +32,7 @@ from zoo2vec.errors import ConfigError, SkippedModel, ZooError
 from zoo2vec.index.catalog import SCHEMA_VERSION, Catalog
 from zoo2vec.index.snapshots import SnapshotStore
 from zoo2vec.index.vector_index import VectorIndex
-from zoo2vec.jobs.executors import LocalExecutor, Probed, ProbeJob, make_executor, reason_of, resolve_device
+from zoo2vec.jobs.executors import Executor, Probed, ProbeJob, make_executor, reason_of, resolve_device
 from zoo2vec.zoo.adapters import fingerprint, read_card
 from zoo2vec.zoo.card import ModelCard
 from zoo2vec.zoo.discovery import discover
@@ -127,9 +127,9 @@ def run_index(zoo_root: Path, *, timeout_s: float = 120.0, trust_pickle: bool = 
               progress: Progress | None = None) -> IndexReport:
     """Bring the zoo's index in step with its model folders; returns what was done. Models that need probing run in
     `workers` processes (default: one per core) of the `executor` ("local", or "ray" at `address`), each killed after
-    `timeout_s` seconds (jobs.executors), on `device` ("cpu", "cuda", or "auto": cuda when torch sees a GPU). After
-    publishing, all but the newest `keep` snapshots (default
-    $ZOO2VEC_KEEP_SNAPSHOTS, else 3) and the probe outputs no model of the zoo uses any more are deleted."""
+    `timeout_s` seconds (jobs.executors), on `device` ("cpu", "cuda", or "auto": cuda when torch sees a GPU).
+    The run is recorded in the catalog it publishes (Catalog.history). After publishing, all but the newest `keep`
+    snapshots (default $ZOO2VEC_KEEP_SNAPSHOTS, else 3) and the probe outputs no model uses any more are deleted."""
     zoo_root = Path(zoo_root)
     store = SnapshotStore(zoo_root)
     keep = snapshots_kept() if keep is None else keep
@@ -149,12 +149,8 @@ def run_index(zoo_root: Path, *, timeout_s: float = 120.0, trust_pickle: bool = 
             with Catalog(snapshot / "catalog.duckdb") as catalog, probing:
                 context = _ProbeContext(chosen, catalog, store)
                 live = _update(catalog, found, context, report, progress, probing)
-                catalog.record_run(dict(
-                    snapshot_id=snapshot.name, started_at=started_at, ended_at=_utc_now(),
-                    executor=f"{executor}/{probing.device}", workers=probing.workers, probed=len(report.probed), reused=len(report.reused),
-                    failed=len(report.failed), skipped=len(report.skipped), removed=len(report.removed),
-                    seconds=time.perf_counter() - started,
-                    report={k: v for k, v in report.to_dict().items() if k not in ("snapshot", "costs", "seconds")}))
+                catalog.record_run(_run_record(report, f"{executor}/{probing.device}", probing.workers, started_at,
+                                               time.perf_counter() - started))
                 for kind in ("task", "card"):
                     VectorIndex.build(*catalog.vectors(kind)).save(snapshot / f"{kind}.faiss")
                 catalog.con.execute("CHECKPOINT")
@@ -165,6 +161,14 @@ def run_index(zoo_root: Path, *, timeout_s: float = 120.0, trust_pickle: bool = 
         store.collect_probes(live)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _run_record(report: IndexReport, executor: str, workers: int, started_at: datetime, seconds: float) -> dict:
+    """The run as the catalog's index_runs keeps it (Catalog.record_run)."""
+    names = {k: v for k, v in report.to_dict().items() if k not in ("snapshot", "costs", "seconds", "indexed")}
+    return dict(snapshot_id=report.snapshot, started_at=started_at, ended_at=_utc_now(), executor=executor,
+                workers=workers, probed=len(report.probed), reused=len(report.reused), failed=len(report.failed),
+                skipped=len(report.skipped), removed=len(report.removed), seconds=seconds, report=names)
 
 
 def _utc_now() -> datetime:
@@ -195,7 +199,7 @@ class _Planned:
 
 
 def _update(catalog: Catalog, found: dict[str, Path], context: _ProbeContext, report: IndexReport,
-            progress: Progress | None, executor: LocalExecutor) -> set[Path]:
+            progress: Progress | None, executor: Executor) -> set[Path]:
     """Decide here which models need probing, probe those in the executor's workers (in parallel), and encode each
     from its cached outputs here as it comes back. Returns the probe-output files the zoo's models use."""
     indexed = catalog.indexed()

@@ -1,0 +1,372 @@
+"""The indexing job's numbers (issue 13): throughput per executor, what a 10% change costs, kill -9 at random moments,
+a zoo of models that misbehave. Writes bench/INDEXING.md and the "indexing" entry of bench/results.json.
+
+    ZOO2VEC_HOME=... python bench/indexing_numbers.py                 # everything (about 40 minutes on 2 cores)
+    ZOO2VEC_HOME=... python bench/indexing_numbers.py --only kill9    # one part; parts done earlier are kept
+
+Throughput and the 10% change run on the bench zoo (built by `zoo2vec eval`, or here when missing: long), the kill -9
+trials on the demo zoo (built here when missing), the misbehaving models on the tiny zoo of the tests plus five of
+tests/faulty_models.py. Each part's result is kept in $ZOO2VEC_HOME/bench/indexing.json, so parts can run apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+QUERIES = ("handwritten digit recognition", "sentiment of movie reviews", "news topic classification",
+           "spam detection", "fashion product photos")
+MARK = "zoo2vec-bench-mark.txt"  # a file whose content changes a model folder's fingerprint (and nothing else)
+
+
+def _say(text: str):
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def _cli() -> list[str]:
+    return [str(Path(sys.executable).with_name("zoo2vec"))]
+
+
+def _vectors(root: Path) -> dict[str, np.ndarray]:
+    """Every model's task vector in the zoo's published catalog, by name."""
+    from zoo2vec.index.catalog import Catalog
+    from zoo2vec.index.snapshots import SnapshotStore
+
+    with Catalog(SnapshotStore(root).current() / "catalog.duckdb", read_only=True) as catalog:
+        rows = catalog.con.execute("SELECT m.name, v.vector FROM models m JOIN vectors v USING (model_id) "
+                                   "WHERE v.kind = 'task'").fetchall()
+    return {name: np.asarray(vector, dtype=np.float32) for name, vector in rows}
+
+
+def _linked_copy(src: Path, dst: Path) -> Path:
+    """A zoo with src's models as one link per model folder (so that single folders can be swapped for real copies)
+    and src's manifest, without src's index."""
+    from zoo2vec.zoo.layout import ZooLayout
+
+    shutil.rmtree(dst, ignore_errors=True)
+    src_layout, dst_layout = ZooLayout(src), ZooLayout(dst)
+    dst_layout.models.mkdir(parents=True)
+    for folder in sorted(src_layout.models.iterdir()):
+        if folder.is_dir():
+            (dst_layout.models / folder.name).symlink_to(folder.resolve(), target_is_directory=True)
+    dst_layout.write_manifest(src_layout.manifest())
+    return dst
+
+
+def throughput(home: Path, workers: tuple[int, ...] = (1, 2)) -> dict:
+    """Models per minute on the bench zoo from an empty probe cache, per executor; then the cost of a run after 10%
+    of the model folders changed, against the full run; and whether Ray's catalog vectors equal the local one's."""
+    from zoo2vec.eval.bench_zoo import build_bench_zoo
+    from zoo2vec.jobs.indexing import run_index
+    from zoo2vec.zoo.layout import ZooLayout
+
+    bench = home / "zoos" / "bench"
+    if not ZooLayout(bench).manifest_path.exists():
+        _say("building the bench zoo (long)")
+    build_bench_zoo(bench)
+    work = home / "bench" / "indexing-zoo"
+    out: dict = {"models_per_min": {}, "runs": {}}
+    vectors = {}
+    configs = [(f"local_{w}", "local", w) for w in workers] + [("ray_2", "ray", 2)]
+    for label, executor, n in configs:
+        _linked_copy(bench, work)
+        _say(f"full run, {label}")
+        report = run_index(work, executor=executor, workers=n)
+        out["models_per_min"][label] = 60 * len(report.probed) / report.seconds
+        out["runs"][label] = {"models": report.indexed, "probed": len(report.probed), "failed": len(report.failed),
+                              "seconds": report.seconds}
+        vectors[label] = _vectors(work)
+        _say(f"  {report.summary().splitlines()[0]}")
+    local, ray = vectors[f"local_{max(workers)}"], vectors["ray_2"]
+    out["ray_equals_local"] = bool(local.keys() == ray.keys() and all(
+        np.allclose(local[n], ray[n], atol=1e-5) for n in local))
+
+    # 10% of the model folders change (a file added: new fingerprints); the index of the last full run is the start
+    _linked_copy(bench, work)
+    full = run_index(work, workers=max(workers))
+    folders = sorted(p for p in ZooLayout(work).models.iterdir() if p.is_symlink())
+    rng = np.random.default_rng(0)
+    changed = sorted(rng.choice(len(folders), size=max(1, round(0.1 * full.indexed)), replace=False))
+    names = set()
+    for i in changed:
+        link = folders[i]
+        target = link.resolve()
+        link.unlink()
+        shutil.copytree(target, link, symlinks=True)
+        (link / MARK).write_text("changed\n")
+        names.add(link.name)
+    _say(f"a run after {len(names)} of {full.indexed} models changed")
+    again = run_index(work, workers=max(workers))
+    out["incremental"] = {"models": full.indexed, "changed": len(names), "probed": len(again.probed),
+                          "only_changed_probed": set(again.probed) == names, "full_s": full.seconds,
+                          "incremental_s": again.seconds}
+    out["incremental_10pct_ratio"] = again.seconds / full.seconds
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _spawned_children(pid: int) -> set[int]:
+    """Worker processes (multiprocessing spawn) whose parent is `pid`."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid:"))
+        if ppid == pid and b"multiprocessing" in cmdline:
+            found.add(int(entry.name))
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            state = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                         if line.startswith("State:"))
+        except (OSError, StopIteration):
+            continue
+        if "Z" not in state.split()[1]:  # a zombie has exited
+            alive.add(pid)
+    return alive
+
+
+def _answers(root: Path) -> list[list[str]]:
+    import zoo2vec
+
+    zoo = zoo2vec.open(root)
+    return [[r.name for r in zoo.search(text=q, k=5)] for q in QUERIES]
+
+
+def _mark_all(root: Path, trial: int) -> int:
+    """Give every model folder of the zoo (not the Hugging Face cache's) a new fingerprint: a full run follows.
+    Returns how many."""
+    from zoo2vec.zoo.layout import ZooLayout
+
+    folders = [f for f in ZooLayout(root).models.iterdir() if f.is_dir()]
+    for folder in folders:
+        (folder / MARK).write_text(f"trial {trial}\n")
+    return len(folders)
+
+
+def _orphans(root: Path, keep: int) -> list[str]:
+    """What a finished run should not have left: more snapshots than kept, unpublished ones, temporary files, a held
+    lock."""
+    from zoo2vec.errors import ZooError
+    from zoo2vec.index.snapshots import SnapshotStore
+
+    store = SnapshotStore(root)
+    left = []
+    snapshots = sorted(p.name for p in store.snapshots.iterdir())
+    current = store.current()
+    if current is None or len(snapshots) > keep or snapshots[-1] != current.name:
+        left.append(f"snapshots {snapshots} (current {current and current.name})")
+    left += [str(p) for p in store.probes.rglob("*.tmp.npy")] + [str(p) for p in store.base.glob(".CURRENT.*")]
+    try:
+        with store.lock():
+            pass
+    except ZooError as exc:
+        left.append(str(exc))
+    return left
+
+
+def kill9(home: Path, trials: int, seed: int = 0) -> dict:
+    """kill -9 of `zoo2vec index` at `trials` random moments of a full run of the demo zoo; after each, a new run
+    must finish with every model indexed, re-running no model whose outputs the killed run had cached, and leave
+    nothing behind; searches in this process against the published snapshot must answer as before, throughout."""
+    from zoo2vec.index.snapshots import KEEP, SnapshotStore
+    from zoo2vec.jobs.indexing import run_index
+    from zoo2vec.train.demo_zoo import build_demo_zoo
+
+    root = home / "zoos" / "demo"
+    build_demo_zoo(root, progress=lambda name: None)
+    _mark_all(root, -1)
+    t0 = time.perf_counter()
+    first = run_index(root, workers=2)
+    full_s = time.perf_counter() - t0
+    n_models = first.indexed
+    expected = _answers(root)
+    _say(f"demo zoo: {n_models} models, a full run {full_s:.1f} s")
+    rng = np.random.default_rng(seed)
+    out = {"trials": 0, "resumed": 0, "orphans": 0, "workers_left": 0, "search_mismatches": 0, "searches": 0,
+           "cached_run_again": 0, "full_run_s": full_s, "details": []}
+    store = SnapshotStore(root)
+    for trial in range(trials):
+        changed = _mark_all(root, trial)
+        kill_at = float(rng.uniform(0.5, full_s))
+        launched = time.time()
+        child = subprocess.Popen([*_cli(), "index", str(root), "--workers", "2"], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        started = time.perf_counter()
+        workers: set[int] = set()
+        while time.perf_counter() - started < kill_at and child.poll() is None:
+            out["searches"] += 1
+            out["search_mismatches"] += _answers(root) != expected
+            workers |= _spawned_children(child.pid)
+            time.sleep(0.2)
+        finished_first = child.poll() is not None
+        os.kill(child.pid, signal.SIGKILL) if not finished_first else None
+        child.wait()
+        time.sleep(1.0)  # the kernel's death signal to the workers
+        left = _alive(workers)
+        cached = sum(1 for p in store.probes.rglob("*.npy") if p.stat().st_mtime >= launched and "tmp" not in p.name)
+        resumed = subprocess.run([*_cli(), "index", str(root), "--workers", "2", "--json"], capture_output=True,
+                                 text=True)
+        report = json.loads(resumed.stdout) if resumed.stdout.strip() else {}
+        orphans = _orphans(root, KEEP)
+        ok = resumed.returncode == 0 and report.get("indexed") == n_models and not report.get("failed")
+        run_again = len(report.get("costs", {}))
+        out["cached_run_again"] += max(0, run_again - (changed - cached))  # a model the killed run had cached
+        after = _answers(root)
+        out["searches"] += 1
+        out["search_mismatches"] += after != expected
+        out["trials"] += 1
+        out["resumed"] += ok
+        out["orphans"] += bool(orphans)
+        out["workers_left"] += len(left)
+        out["details"].append({"kill_at_s": round(kill_at, 2), "run_had_finished": finished_first,
+                               "resumed_exit": resumed.returncode, "indexed": report.get("indexed"),
+                               "models_run_again": run_again, "cached_before": cached, "changed": changed,
+                               "orphans": orphans, "workers_left": len(left)})
+        _say(f"trial {trial + 1}/{trials}: killed at {kill_at:.1f} s, resumed rc {resumed.returncode}, "
+             f"{report.get('indexed')} indexed, {cached} of {changed} cached, {run_again} run again, orphans {orphans}")
+    for folder in (root / "models").iterdir():
+        (folder / MARK).unlink(missing_ok=True)
+    return out
+
+
+def faulty(home: Path) -> dict:
+    """The tiny zoo and five models that hang, segfault, os._exit, allocate past the cap and raise, indexed by the
+    CLI: every misbehaviour recorded with its reason, every other model indexed, no worker left, exit code 1."""
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    import faulty_models
+    from conftest import TINY_MODELS
+
+    from zoo2vec.train.demo_zoo import build_demo_zoo
+    from zoo2vec.zoo.layout import ZooLayout
+
+    root = Path(tempfile.mkdtemp(prefix="zoo2vec-faulty-")) / "zoo"
+    build_demo_zoo(root, names=TINY_MODELS)
+    for how in faulty_models.HOW:
+        faulty_models.save(ZooLayout(root).models, f"faulty-{how}", how)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent / "tests"), os.environ.get("PYTHONPATH", "")]),
+           "ZOO2VEC_WORKER_MEMORY_MB": "4096"}
+    child = subprocess.Popen([*_cli(), "index", str(root), "--workers", "2", "--timeout", "30", "--trust-pickle",
+                              "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    workers: set[int] = set()
+    while child.poll() is None:
+        workers |= _spawned_children(child.pid)
+        time.sleep(0.2)
+    report = json.loads(child.stdout.read())
+    time.sleep(1.0)
+    failed = report["failed"]
+    recorded = {how: failed.get(f"faulty-{how}", "") for how in faulty_models.HOW}
+    shutil.rmtree(root.parent, ignore_errors=True)
+    return {"planted": len(faulty_models.HOW), "recorded": sum(bool(v) for v in recorded.values()),
+            "exit_code": child.returncode, "workers_left": len(_alive(workers)),
+            "others_indexed": report["indexed"] == len(TINY_MODELS), "reasons": recorded}
+
+
+def render(numbers: dict, stamp: str) -> str:
+    t = numbers.get("throughput", {})
+    k = numbers.get("kill9", {})
+    f = numbers.get("faulty", {})
+    lines = ["# The indexing job (measured)", "",
+             f"`python bench/indexing_numbers.py`, {stamp}. Throughput from an empty probe-output cache; models run "
+             "only in worker processes. The machine is shared: compare the ratios, not the absolute rates.", ""]
+    if t:
+        lines += ["## Throughput on the bench zoo", "",
+                  "| executor | models probed | seconds | models per minute |", "|---|---|---|---|"]
+        for label, rate in t["models_per_min"].items():
+            run = t["runs"][label]
+            lines.append(f"| {label} | {run['probed']} ({run['failed']} failed) | {run['seconds']:.1f} | {rate:.1f} |")
+        inc = t["incremental"]
+        lines += ["", f"A run after {inc['changed']} of {inc['models']} model folders changed: {inc['incremental_s']:.1f} s "
+                  f"against {inc['full_s']:.1f} s for the full run (ratio {t['incremental_10pct_ratio']:.2f}); "
+                  f"{inc['probed']} models probed, "
+                  f"{'exactly the changed ones' if inc['only_changed_probed'] else 'NOT only the changed ones'}. "
+                  "The rest of such a run is fixed cost: discovery and fingerprints of every folder, the probe sets "
+                  "and their embeddings, card and label text, the catalog copy and the FAISS rebuild.", "",
+                  f"Ray (2 CPUs, local instance) and local executors give the same catalog vectors (to 1e-5): "
+                  f"**{t['ray_equals_local']}**.", ""]
+    if k:
+        lines += ["## kill -9 at random moments (demo zoo)", "",
+                  f"{k['trials']} trials: `zoo2vec index` killed with SIGKILL at a random moment of a full run "
+                  f"({k['full_run_s']:.0f} s), then run again.", "",
+                  "| | trials |", "|---|---|",
+                  f"| the next run finished with every model indexed | {k['resumed']} / {k['trials']} |",
+                  f"| left an orphaned snapshot, temp file or held lock | {k['orphans']} |",
+                  f"| worker processes alive after the kill | {k['workers_left']} |",
+                  f"| models the killed run had cached that the next run ran again | {k['cached_run_again']} |",
+                  f"| searches against the old snapshot that answered differently | {k['search_mismatches']} of "
+                  f"{k['searches']} |", "",
+                  "| kill at s | models to probe | cached by the killed run | run by the next | indexed |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {d['kill_at_s']} | {d['changed']} | {d['cached_before']} | {d['models_run_again']} | "
+                  f"{d['indexed']} |" for d in k["details"]]
+        lines.append("")
+    if f:
+        lines += ["## A zoo with models that misbehave", "",
+                  f"The tiny zoo plus {f['planted']} planted models: {f['recorded']} recorded with their reasons, "
+                  f"other models all indexed: {f['others_indexed']}, exit code {f['exit_code']}, worker processes "
+                  f"left: {f['workers_left']}.", "", "| model does | recorded reason |", "|---|---|"]
+        lines += [f"| {how} | {reason.splitlines()[0][:160] if reason else '(not recorded)'} |"
+                  for how, reason in f["reasons"].items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("throughput", "kill9", "faulty"), action="append")
+    parser.add_argument("--trials", type=int, default=20)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from zoo2vec import settings
+
+    home = settings.home()
+    kept = home / "bench" / "indexing.json"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    numbers = json.loads(kept.read_text()) if kept.exists() else {}
+    parts = args.only or ["faulty", "kill9", "throughput"]
+    for part in parts:
+        _say(f"part {part}")
+        numbers[part] = {"throughput": lambda: throughput(home), "kill9": lambda: kill9(home, args.trials),
+                         "faulty": lambda: faulty(home)}[part]()
+        kept.write_text(json.dumps(numbers, indent=1))
+    import zoo2vec
+
+    stamp = (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()} with {os.cpu_count()} "
+             f"cores, Python {platform.python_version()}, zoo2vec {zoo2vec.__version__}")
+    (HERE / "INDEXING.md").write_text(render(numbers, stamp))
+    results = HERE / "results.json"
+    data = json.loads(results.read_text())
+    t, k, f = numbers.get("throughput", {}), numbers.get("kill9", {}), numbers.get("faulty", {})
+    data["indexing"] = {
+        "models_per_min": t.get("models_per_min"), "incremental_10pct_ratio": t.get("incremental_10pct_ratio"),
+        "kill9": {key: k.get(key) for key in ("trials", "resumed", "orphans", "cached_run_again", "workers_left")},
+        "faulty": {key: f.get(key) for key in ("planted", "recorded", "exit_code", "workers_left")},
+        "ray_equals_local": t.get("ray_equals_local")}
+    results.write_text(json.dumps(data, indent=1) + "\n")
+    _say(f"wrote {HERE / 'INDEXING.md'} and the indexing entry of {results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -31,7 +31,11 @@ named classes, embedded where the words reach the probe space, become a pseudo-t
 the probe set are compared with the model's by kernel alignment), and a prior (how the model behaves on
 the probe set, how many classes it has).
 
-"untrained" is the score of know2vec-0: the mean of kernel alignment and concept match.
+"untrained" is the score of know2vec-0: the mean of kernel alignment and concept match. A trained scorer may
+be blended with it (`blend` = w in the checkpoint, train.alignment.blended): both scores z-normalised over the
+models scored together (a search's candidates), then (1 - w) * learned + w * untrained, mapped back onto the
+learned scores' mean and spread so the result still reads as a predicted accuracy. A blended score depends on
+the list it was computed in; its order within that list is what it is for.
 Checkpoints are JSON, versioned, and record what trained them.
 """
 
@@ -67,6 +71,7 @@ TEMPERATURE = 0.05  # accuracy gap that counts as one unit of score in the listw
 DEFAULT = "align-2"  # align-2: surrogate transferability features, trained on plain and transformed meta-training tasks
 WORDS = "words-1"
 UNTRAINED = "untrained"
+UNTRAINED_FEATURES = ("kernel_alignment", "concept_match")  # what the untrained score is the mean of
 
 
 def input_match(task_shape: tuple | None, model_shape: tuple | None) -> float:
@@ -176,6 +181,14 @@ class Alignment:
     layers: tuple = ()  # ((W, b), ...) applied with ReLU between them
     offset: float = 0.0
     trained_on: dict = field(default_factory=dict, compare=False)
+    blend: float = 0.0  # weight of the untrained score, mixed in within the scored list (module docstring)
+
+    def __post_init__(self):
+        if not 0.0 <= self.blend <= 1.0:
+            raise ConfigError(f"alignment {self.version}: blend {self.blend} is not a weight in [0, 1]")
+        if self.blend and (self.untrained or not set(UNTRAINED_FEATURES) <= set(self.features)):
+            raise ConfigError(f"alignment {self.version}: a blend with the untrained score needs a trained scorer "
+                              f"whose features include {list(UNTRAINED_FEATURES)}")
 
     @property
     def untrained(self) -> bool:
@@ -192,18 +205,27 @@ class Alignment:
         if self.untrained and "card" in self.features:  # the untrained words score: the card's similarity alone
             return x[:, self.features.index("card")]
         if self.untrained:
-            return (x[:, self.features.index("kernel_alignment")] + x[:, self.features.index("concept_match")]) / 2
+            return self._untrained(x)
         h = (x - self.mean) / self.scale
         for i, (w, b) in enumerate(self.layers):
             h = h @ w + b
             if i < len(self.layers) - 1:
                 h = np.maximum(h, 0.0)
-        return TEMPERATURE * h[:, 0] + self.offset
+        learned = TEMPERATURE * h[:, 0] + self.offset
+        if not self.blend:
+            return learned
+        mixed = (1 - self.blend) * _z(learned) + self.blend * _z(self._untrained(x))
+        spread = float(learned.std())
+        return learned.mean() + (spread if spread > 0 else TEMPERATURE) * mixed
+
+    def _untrained(self, x: np.ndarray) -> np.ndarray:
+        return (x[:, self.features.index("kernel_alignment")] + x[:, self.features.index("concept_match")]) / 2
 
     def to_json(self) -> str:
         return json.dumps({"version": self.version, "features": list(self.features), "mean": self.mean.tolist(),
                            "scale": self.scale.tolist(), "layers": [[w.tolist(), b.tolist()] for w, b in self.layers],
-                           "offset": self.offset, "temperature": TEMPERATURE, "trained_on": self.trained_on}, indent=1)
+                           "offset": self.offset, "temperature": TEMPERATURE, "trained_on": self.trained_on,
+                           **({"blend": self.blend} if self.blend else {})}, indent=1)
 
     def save(self, path: Path):
         path = Path(path)
@@ -222,9 +244,15 @@ class Alignment:
             return cls(version=d["version"], features=tuple(d["features"]), mean=np.asarray(d["mean"]),
                        scale=np.asarray(d["scale"]),
                        layers=tuple((np.asarray(w), np.asarray(b)) for w, b in d["layers"]),
-                       offset=float(d["offset"]), trained_on=d.get("trained_on", {}))
+                       offset=float(d["offset"]), trained_on=d.get("trained_on", {}), blend=float(d.get("blend", 0.0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"alignment checkpoint {source} is not readable ({exc}): train one with `zoo2vec train-align`") from None
+
+
+def _z(v: np.ndarray) -> np.ndarray:
+    """Scores z-normalised over the list (zeros where they do not vary)."""
+    spread = v.std()
+    return (v - v.mean()) / spread if spread > 1e-12 else np.zeros_like(v)
 
 
 def untrained() -> Alignment:

@@ -52,6 +52,20 @@ def tiny_zoo(tiny_zoo_master, tmp_path) -> Path:
     return root
 
 
+def installed_distribution(site: Path, package: str, source: str, entry_points: str, monkeypatch) -> Path:
+    """A real installed distribution in `site` (put on sys.path): the module `package` holding `source`, and its
+    dist-info naming `entry_points` (the lines of an entry_points.txt)."""
+    (site / package).mkdir(parents=True)
+    (site / package / "__init__.py").write_text(source)
+    info = site / f"{package}-0.1.dist-info"
+    info.mkdir()
+    name = package.replace("_", "-")
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(entry_points)
+    monkeypatch.syspath_prepend(str(site))
+    return site
+
+
 def sample_task(dataset: str, classes, shots: int = 10, seed: int = 0):
     """A Task from the held-out part of a packaged dataset (never used to train demo models)."""
     import zoo2vec

@@ -3,6 +3,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import installed_distribution
 
 from zoo2vec import ModelCard, UntrustedCheckpointError, ZooError
 from zoo2vec.zoo import adapters, architectures
@@ -129,17 +130,10 @@ def impostor(source):
 def plugin_package(tmp_path, monkeypatch):
     """A real installed distribution (dist-info on sys.path) that adds the 'numpy-linear' format by entry point, tries
     to replace zoo2vec's safetensors format, and names a 'broken-format' whose module does not exist."""
-    site = tmp_path / "site"
-    (site / "z2v_numpy_format").mkdir(parents=True)
-    (site / "z2v_numpy_format" / "__init__.py").write_text(PLUGIN)
-    info = site / "z2v_numpy_format-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: z2v-numpy-format\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
+    return installed_distribution(
+        tmp_path / "site", "z2v_numpy_format", PLUGIN,
         "[zoo2vec.adapters]\nnumpy-linear = z2v_numpy_format:load\nsafetensors = z2v_numpy_format:impostor\n"
-        "broken-format = z2v_numpy_format_missing:load\n")
-    monkeypatch.syspath_prepend(str(site))
-    return site
+        "broken-format = z2v_numpy_format_missing:load\n", monkeypatch)
 
 
 def test_another_package_adds_a_format_through_the_entry_point_group(tmp_path, plugin_package, module):

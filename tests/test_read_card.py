@@ -5,6 +5,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from conftest import installed_distribution
 
 from zoo2vec import ModelCard, ZooError
 from zoo2vec.cli import main
@@ -49,14 +50,8 @@ def load(source):
 def lines_format(tmp_path, monkeypatch):
     """The 'lines' format: its loader comes by entry point from a package on sys.path, so that the worker processes
     that load models find it too; its detector is set here, in the process that reads the cards."""
-    site = tmp_path / "lines-site"
-    (site / "z2v_lines_format").mkdir(parents=True)
-    (site / "z2v_lines_format" / "__init__.py").write_text(LINES_FORMAT)
-    info = site / "z2v_lines_format-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: z2v-lines-format\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[zoo2vec.adapters]\nlines = z2v_lines_format:load\n")
-    monkeypatch.syspath_prepend(str(site))
+    installed_distribution(tmp_path / "lines-site", "z2v_lines_format", LINES_FORMAT,
+                           "[zoo2vec.adapters]\nlines = z2v_lines_format:load\n", monkeypatch)
     adapters._own()
     monkeypatch.setitem(adapters._DETECTORS, "lines", (50, _detect))
     monkeypatch.setitem(adapters._EXPECTS, "lines", "a labels.txt")

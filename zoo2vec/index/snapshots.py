@@ -62,7 +62,8 @@ class SnapshotStore:
         return path if path.is_dir() else None
 
     def create(self) -> Path:
-        sid = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+        now = time.time_ns()  # microseconds in the id: runs within one second still sort in the order they began
+        sid = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 10**9)) + f"{now // 1000 % 10**6:06d}-{uuid.uuid4().hex[:6]}"
         path = self.snapshots / sid
         path.mkdir(parents=True)
         return path

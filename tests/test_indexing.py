@@ -148,7 +148,7 @@ def _hold_lock(zoo, how):
 def test_concurrent_runs_are_refused(tiny_zoo):
     holder = _hold_lock(tiny_zoo, "hold")
     try:
-        with pytest.raises(zoo2vec.ZooError, match=f"another indexing run \\(pid {holder.pid}\\)"):
+        with pytest.raises(zoo2vec.ZooError, match=f"another indexing run \\(pid {holder.pid} on host .+ since "):
             run_index(tiny_zoo)
     finally:
         holder.kill()
@@ -156,11 +156,39 @@ def test_concurrent_runs_are_refused(tiny_zoo):
     assert run_index(tiny_zoo).indexed == 5  # free again once its holder is gone
 
 
-def test_a_lock_left_by_a_killed_run_is_taken_over(tiny_zoo):
+def test_a_lock_left_by_a_killed_run_is_taken_over_with_a_warning(tiny_zoo):
     holder = _hold_lock(tiny_zoo, "crash")
     assert holder.wait() == -9
-    assert (SnapshotStore(tiny_zoo).base / "index.lock").exists()  # the file stays; the lock died with its process
+    lock = SnapshotStore(tiny_zoo).base / "index.lock"
+    assert f'"pid": {holder.pid}' in lock.read_text()  # the file stays; the lock died with its process
+    report = run_index(tiny_zoo)
+    assert report.indexed == 5 and len(report.warnings) == 1
+    assert f"took over {lock} from a run that ended without releasing it (pid {holder.pid} on host" in report.warnings[0]
+    assert lock.read_text() == "" and run_index(tiny_zoo).warnings == []  # a clean release leaves nothing to take over
+    lock.write_text(str(os.getpid()))  # a live process's pid, as older versions wrote it: blocks nothing
     assert run_index(tiny_zoo).indexed == 5
+    lock.write_bytes(b"\xff\xfe garbage")
+    assert "not a holder zoo2vec wrote" in run_index(tiny_zoo).warnings[0]
+
+
+def test_unfinished_snapshots_never_count_as_kept_and_readers_keep_theirs(tiny_zoo, monkeypatch):
+    from zoo2vec.search.snapshot import Snapshot
+
+    store = SnapshotStore(tiny_zoo)
+    good = store.current()
+    for _ in range(10):  # what ten runs killed with kill -9 leave: unpublished folders, a catalog half written
+        (store.create() / "catalog.duckdb").write_bytes(b"partial")
+    monkeypatch.setenv("ZOO2VEC_KEEP_SNAPSHOTS", "2")
+    newer = run_index(tiny_zoo).snapshot
+    assert sorted(p.name for p in store.snapshots.iterdir()) == [good.name, newer]  # the good one stays, leftovers go
+    reader = Snapshot(store.current(), tiny_zoo)  # a reader on the current snapshot
+    for _ in range(3):
+        run_index(tiny_zoo)
+    assert reader.folder.is_dir() and len(list(store.snapshots.iterdir())) == 3  # the 2 newest, and the one in use
+    assert len(reader.catalog.indexed()) == 5
+    reader.close()
+    run_index(tiny_zoo)
+    assert not reader.folder.exists() and len(list(store.snapshots.iterdir())) == 2
 
 
 def test_every_run_is_kept_in_the_history(tiny_zoo, bad_models):
@@ -175,6 +203,38 @@ def test_every_run_is_kept_in_the_history(tiny_zoo, bad_models):
     assert latest.ended_at >= latest.started_at and latest.seconds > 0
     assert "weights corrupted" in latest.report["failed"]["bad-raise"]
     assert sorted(latest.report["reused"]) == sorted(report.reused)
+
+
+def _age(zoo, seconds=3600):
+    """Every model file of the zoo last modified `seconds` ago (a zoo that has settled since it was written)."""
+    then = time.time() - seconds
+    for path in ZooLayout(zoo).models.rglob("*"):
+        os.utime(path, (then, then))
+
+
+def test_an_unchanged_folder_is_neither_hashed_nor_its_card_read_again(tiny_zoo, monkeypatch):
+    for folder in ZooLayout(tiny_zoo).models.iterdir():
+        (folder / "notes.txt").write_text("aaaa")
+    _age(tiny_zoo)
+    assert len(run_index(tiny_zoo).probed) == 5  # a new file in every folder: new fingerprints
+    with monkeypatch.context() as m:
+        m.setattr("zoo2vec.zoo.adapters.fingerprint", lambda folder: pytest.fail(f"{folder} was hashed again"))
+        m.setattr("zoo2vec.zoo.adapters.read_card", lambda folder, name=None: pytest.fail(f"{folder}'s card read again"))
+        assert len(run_index(tiny_zoo).reused) == 5
+    notes = ZooLayout(tiny_zoo).model_folder("bbc-bow") / "notes.txt"
+    with notes.open("r+") as f:  # rewritten in place: same size, same inode, a later time
+        f.write("bbbb")
+    assert run_index(tiny_zoo).probed == ["bbc-bow"]
+
+
+def test_a_folder_changed_within_one_clock_tick_of_a_run_is_not_taken_for_unchanged(tiny_zoo):
+    notes = ZooLayout(tiny_zoo).model_folder("bbc-bow") / "notes.txt"
+    notes.write_text("cccc")
+    assert run_index(tiny_zoo).probed == ["bbc-bow"]  # run while the file is fresh: its signature is not kept
+    stamp = notes.stat()
+    notes.write_text("dddd")
+    os.utime(notes, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # same size, inode and time as the file the run saw
+    assert run_index(tiny_zoo).probed == ["bbc-bow"]
 
 
 def test_old_snapshots_and_unused_probe_outputs_are_collected(tiny_zoo, monkeypatch):

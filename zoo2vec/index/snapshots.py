@@ -2,15 +2,20 @@
 
 <zoo>/.zoo2vec/ (the zoo's state folder, zoo.layout)
     CURRENT                 the id of the snapshot readers use (replaced atomically)
-    snapshots/<id>/         catalog.duckdb, task.faiss, card.faiss
+    snapshots/<id>/         catalog.duckdb, task.faiss, card.faiss; PUBLISHED once CURRENT named it
     probes/<probe set>/     cached black-box outputs, one .npy per model fingerprint and adapter entry
-A reader opens whatever CURRENT names; a crashed run leaves only an unreferenced folder.
+    folders.json            each model folder's file signature, fingerprint and card from the last run (jobs.memo)
+A reader opens whatever CURRENT names and pins that folder while it has it open; a crashed run leaves only an
+unreferenced, unpublished folder, which the next run removes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+import socket
 import time
 import uuid
 from contextlib import contextmanager
@@ -20,6 +25,7 @@ from zoo2vec.errors import ZooError
 from zoo2vec.zoo.layout import ZooLayout
 
 KEEP = 3  # snapshots kept, so that a reader that opened an older one can finish
+PUBLISHED = "PUBLISHED"  # written into a snapshot's folder just before CURRENT names it
 
 
 class SnapshotStore:
@@ -32,25 +38,34 @@ class SnapshotStore:
     def lock(self):
         """One indexing run per zoo at a time. An OS file lock (filelock: flock on Linux): the kernel releases it when
         its process ends in any way, kill -9 included, so a crashed run never leaves a lock behind that blocks the next
-        one. The file itself stays, with the pid of the run that last held it."""
+        one, and a pid in the file that some other process has since taken blocks nothing. The holder writes who it
+        is (host, pid, start time) into the file and empties it when it releases the lock; yields what the lock file
+        said of a holder that ended without releasing it (a crashed run, or content that does not read), else None."""
         from filelock import FileLock, Timeout
 
         self.base.mkdir(parents=True, exist_ok=True)
         path = self.base / "index.lock"
+        left: list[str] = []
 
         def owned(fd: int):
+            before = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+            if before:
+                left.append(f"took over {path} from a run that ended without releasing it ({_holder(before)})")
             os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            os.pwrite(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                                      "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}).encode(), 0)
 
         lock = FileLock(path, timeout=0, on_acquired=owned)
         try:
             lock.acquire()
         except Timeout:
-            pid = path.read_text().strip() if path.exists() else "?"
-            raise ZooError(f"another indexing run (pid {pid or '?'}) holds {path}; wait for it to finish") from None
+            said = path.read_text(errors="replace").strip() if path.exists() else ""
+            raise ZooError(f"another indexing run ({_holder(said)}) holds {path}; wait for it to finish") from None
         try:
-            yield
+            yield left[0] if left else None
         finally:
+            with contextlib.suppress(OSError):
+                os.truncate(path, 0)  # released cleanly: the next run has nothing to take over
             lock.release()
 
     def current(self) -> Path | None:
@@ -69,8 +84,9 @@ class SnapshotStore:
         return path
 
     def publish(self, snapshot: Path, *, keep: int = KEEP):
-        """Point CURRENT at `snapshot` in one atomic rename, after its files are on disk; then keep only the newest
-        `keep` snapshots."""
+        """Mark `snapshot` published and point CURRENT at it in one atomic rename, after its files are on disk; then
+        collect the snapshots no longer kept."""
+        (snapshot / PUBLISHED).write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
         for f in snapshot.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -81,20 +97,26 @@ class SnapshotStore:
         os.replace(tmp, self.base / "CURRENT")
         self.collect(keep)
 
-    def collect(self, keep: int = KEEP):
-        """Remove all but the newest `keep` published snapshots, unpublished leftovers of crashed runs and their
-        half-written pointer files. Only the run that holds the lock calls this."""
-        current = self.current()
-        if current is None:
-            return
-        ids = sorted(p.name for p in self.snapshots.iterdir() if p.is_dir())
-        at = ids.index(current.name)
-        kept = set(ids[max(0, at - keep + 1) : at + 1])
-        for sid in ids:
-            if sid not in kept:
-                shutil.rmtree(self.snapshots / sid, ignore_errors=True)
-        for tmp in self.base.glob(".CURRENT.*"):
+    def collect(self, keep: int = KEEP) -> list[str]:
+        """Remove the snapshots not kept: kept are the current one and the `keep` newest published up to it (a folder
+        a crashed run left unfinished never counts), and any other that a reader still has open (Snapshot pins its
+        folder); also the pointer and memo files crashed runs half wrote. Only the run that holds the lock calls this.
+        Returns the ids removed."""
+        for tmp in [*self.base.glob(".CURRENT.*"), *self.base.glob(".folders.json.*")]:  # FolderMemo's
             tmp.unlink(missing_ok=True)
+        current = self.current()
+        if current is None or not self.snapshots.is_dir():
+            return []
+        ids = sorted(p.name for p in self.snapshots.iterdir() if p.is_dir())
+        published = [sid for sid in ids if sid <= current.name
+                     and (sid == current.name or (self.snapshots / sid / PUBLISHED).exists())]
+        kept = set(published[-max(keep, 1):]) | {current.name}
+        removed = []
+        for sid in ids:
+            if sid not in kept and not in_use(self.snapshots / sid):
+                shutil.rmtree(self.snapshots / sid, ignore_errors=True)
+                removed.append(sid)
+        return removed
 
     def collect_probes(self, live: set[Path]) -> int:
         """Delete the cached probe outputs that are not in `live` (models removed or changed, or probed with an older
@@ -112,3 +134,46 @@ class SnapshotStore:
                 path.rmdir()
         return gone
 
+
+def _holder(said: str) -> str:
+    """A lock file's content in words: "pid 12 on host h since 2026-12-01T02:00:00Z", or why it does not say."""
+    try:
+        who = json.loads(said)
+        return f"pid {int(who['pid'])} on host {who['host']} since {who['started']}"
+    except (ValueError, TypeError, KeyError):
+        return f"its lock file says {said[:80]!r}, which is not a holder zoo2vec wrote" if said else "holder unknown"
+
+
+def pin(folder: Path) -> int | None:
+    """Hold a shared lock on a snapshot folder while a reader has it open, so that no run collects it (in_use); the
+    descriptor to close when done. None where the system has no flock (the newest snapshots are still kept)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def in_use(folder: Path) -> bool:
+    """Whether some reader pins the folder (it holds a shared lock that an exclusive one cannot be taken over)."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)

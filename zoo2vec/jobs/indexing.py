@@ -1,6 +1,7 @@
 """The incremental indexing job, in stages that leave files behind:
 
-  discover   model folders of the zoo (zoo.layout), each fingerprinted (files + adapter version)
+  discover   model folders of the zoo (zoo.layout), each fingerprinted (files + adapter version) and its card read;
+             a folder whose files the file system reports unchanged keeps both from the last run (jobs.memo)
   probe      black-box outputs on the probe set, cached per fingerprint in the zoo's state folder; models are loaded
              and run in worker processes (jobs.executors), never in this one, which decides what needs probing
   encode     Know2Vec knowledge and card text into the catalog of a new snapshot
@@ -33,7 +34,7 @@ from zoo2vec.index.catalog import SCHEMA_VERSION, Catalog
 from zoo2vec.index.snapshots import SnapshotStore
 from zoo2vec.index.vector_index import VectorIndex
 from zoo2vec.jobs.executors import Executor, Probed, ProbeJob, make_executor, reason_of, resolve_device
-from zoo2vec.zoo.adapters import fingerprint, read_card
+from zoo2vec.jobs.memo import FolderMemo
 from zoo2vec.zoo.card import ModelCard
 from zoo2vec.zoo.discovery import discover
 from zoo2vec.zoo.layout import ZooLayout
@@ -54,6 +55,7 @@ class IndexReport:
     # per freshly probed model: (seconds in its forward passes on the probe set, seconds of everything else zoo2vec
     # spent on it: loading, checks, Know2Vec encoding, its share of the card and label embedding)
     costs: dict[str, tuple[float, float]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what the run found amiss and mended (a lock taken over)
 
     @property
     def indexed(self) -> int:
@@ -67,7 +69,7 @@ class IndexReport:
         text = (f"snapshot {self.snapshot}: {self.indexed} models indexed ({len(self.probed)} probed, "
                 f"{len(self.reused)} unchanged), {len(self.failed)} failed, {len(self.skipped)} skipped, "
                 f"{len(self.removed)} removed, {self.seconds:.1f} s")
-        return "\n".join([text] + [f"  failed {name}: {reason}" for name, reason in sorted(self.failed.items())]
+        return "\n".join([text] + [f"  warning: {w}" for w in self.warnings] + [f"  failed {name}: {reason}" for name, reason in sorted(self.failed.items())]
                          + [f"  skipped {name}: {reason}" for name, reason in sorted(self.skipped.items())])
 
 
@@ -99,7 +101,7 @@ class _ProbeContext:
     def __init__(self, chosen: dict[str, str], catalog: Catalog, store: SnapshotStore):
         self.chosen, self.catalog, self.store = chosen, catalog, store
         self._identities: dict[str, str] = {}  # probe set -> its reference encoder's identity (which weights, for CLIP)
-        self._loaded: dict[str, tuple[probe_set.ProbeSet, np.ndarray]] = {}
+        self._loaded: dict[str, np.ndarray] = {}
 
     def _identity(self, name: str) -> str:
         if name not in self._identities:
@@ -111,14 +113,18 @@ class _ProbeContext:
         name = self.chosen[modality]
         return probe_set.version(name), f"{know2vec.VERSION}/{self._identity(name)}"
 
-    def probes(self, modality: str) -> tuple[probe_set.ProbeSet, np.ndarray]:
-        """The modality's probe set and its reference embeddings (stored in the catalog the first time)."""
+    def embeddings(self, modality: str) -> np.ndarray:
+        """The reference embeddings of the modality's probe set: those the catalog holds for this probe set and
+        encoder (a run after a run), else the probe set loaded and embedded once, and stored in the catalog."""
         name = self.chosen[modality]
         if name not in self._loaded:
-            probes = probe_set.load(name)
-            embeddings = reference.embed(probes.reference_encoder, probes.inputs)
-            self.catalog.put_probe_embeddings(probe_set.version(name), self._identity(name), embeddings)
-            self._loaded[name] = (probes, embeddings)
+            version, identity = probe_set.version(name), self._identity(name)
+            embeddings = self.catalog.probe_embeddings(version, identity)
+            if not len(embeddings):
+                probes = probe_set.load(name)
+                embeddings = reference.embed(probes.reference_encoder, probes.inputs)
+                self.catalog.put_probe_embeddings(version, identity, embeddings)
+            self._loaded[name] = embeddings
         return self._loaded[name]
 
 
@@ -138,10 +144,11 @@ def run_index(zoo_root: Path, *, timeout_s: float = 120.0, trust_pickle: bool = 
     chosen = probe_set_names(zoo_root)
     probing = make_executor(executor, workers, address=address, timeout_s=timeout_s, trust_pickle=trust_pickle,
                             device=resolve_device(device))  # starts no process yet
-    with store.lock():
+    with store.lock() as taken_over:
+        store.collect(keep)  # what crashed runs left, before this run adds its own folder
         previous = store.current()
         snapshot = store.create()
-        report = IndexReport(snapshot=snapshot.name)
+        report = IndexReport(snapshot=snapshot.name, warnings=[taken_over] if taken_over else [])
         try:
             # a catalog of an older schema is not carried over: every model is encoded again from its cached probe outputs
             if previous is not None and Catalog.schema_of(previous / "catalog.duckdb") == SCHEMA_VERSION:
@@ -229,12 +236,13 @@ def _update(catalog: Catalog, found: dict[str, Path], context: _ProbeContext, re
         pending.append(encoded)
         runs[plan.name] = (report.snapshot, plan.name, plan.fingerprint, "ok", "", encoded.seconds)
 
+    memo = FolderMemo(context.store.base / "folders.json")
     for name, folder in found.items():
         t0 = time.perf_counter()
         fp = "?"
         try:
-            fp = fingerprint(folder)
-            plan = _plan(name, folder, fp, context, started=t0)
+            fp = memo.fingerprint(name, folder)  # an unchanged folder is neither hashed nor its card read again
+            plan = _plan(name, folder, fp, memo.card(name, folder, fp), context, started=t0)
             live.add(plan.cache)
             if _unchanged(plan, indexed.get(name)):
                 report.reused.append(name)
@@ -253,7 +261,7 @@ def _update(catalog: Catalog, found: dict[str, Path], context: _ProbeContext, re
     results = executor.run(jobs)  # the workers start...
     for modality in sorted({p.card.modality for p in to_probe.values()}):
         with contextlib.suppress(Exception):  # a failure here comes again, and is recorded, for each of its models
-            context.probes(modality)  # ...while this process embeds the probe sets the encoders need
+            context.embeddings(modality)  # ...while this process embeds the probe sets the encoders need
     for job, probed in results:  # as each worker answers
         plan = to_probe[job.name]
         if probed.status != "ok":
@@ -269,15 +277,15 @@ def _update(catalog: Catalog, found: dict[str, Path], context: _ProbeContext, re
         order = {name: i for i, name in enumerate(found)}
         _encode(catalog, sorted(pending, key=lambda e: order[e.card.name]), report)
     catalog.record_runs([runs[name] for name in found if name in runs])
+    memo.save()
     if progress:
         progress("", len(found), len(found))
     return live
 
 
-def _plan(name: str, folder: Path, fp: str, context: _ProbeContext, *, started: float) -> _Planned:
+def _plan(name: str, folder: Path, fp: str, card: ModelCard, context: _ProbeContext, *, started: float) -> _Planned:
     """How one model is indexed in this run, and where its probe outputs are cached.
-    `started`: when the run began on this model (its fingerprint counts towards its cost)."""
-    card = read_card(folder, name).card
+    `started`: when the run began on this model (its fingerprint and card count towards its cost)."""
     if card.name != name:
         raise ZooError(f"folder {name!r} holds a card named {card.name!r}; rename one so they agree")
     ps_version, encoder = context.stamp(card.modality)
@@ -297,7 +305,7 @@ def _unchanged(plan: _Planned, before) -> bool:
 def _encode_outputs(plan: _Planned, context: _ProbeContext, report: IndexReport, probed: Probed | None) -> Encoded:
     """Know2Vec knowledge from the model's cached probe outputs. Its cost: this process's time on it plus its
     worker's (forward passes apart), the run's shared set-up (probe set and its embeddings) not counted."""
-    _, embeddings = context.probes(plan.card.modality)  # once per run and probe set
+    embeddings = context.embeddings(plan.card.modality)  # once per run and probe set
     t0 = time.perf_counter()
     knowledge = know2vec.encode_model(np.load(plan.cache), embeddings)
     spent = plan.seconds + (time.perf_counter() - t0)

@@ -3,6 +3,7 @@ once and kept while it is the zoo's current snapshot; and candidate retrieval fr
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from zoo2vec.errors import IndexNotBuiltError
 from zoo2vec.index.catalog import Catalog, ModelProfile
-from zoo2vec.index.snapshots import SnapshotStore
+from zoo2vec.index.snapshots import SnapshotStore, pin
 from zoo2vec.index.vector_index import VectorIndex
 
 
@@ -20,6 +21,7 @@ class Snapshot:
     def __init__(self, folder: Path, zoo_root: Path):
         self.folder = folder
         self.zoo_root = zoo_root  # named in the errors that say how to re-index
+        self._pin = pin(folder)  # no indexing run collects the folder while this reader has it open
         self.catalog = Catalog(folder / "catalog.duckdb", read_only=True)
         self.task_index = VectorIndex.load(folder / "task.faiss")  # models' kernel vectors (decisions on the probe set)
         self.card_index = VectorIndex.load(folder / "card.faiss")  # models' card embeddings
@@ -28,6 +30,9 @@ class Snapshot:
 
     def close(self) -> None:
         self.catalog.close()
+        if self._pin is not None:
+            os.close(self._pin)
+            self._pin = None
 
     def allowed_ids(self, where: dict[str, Any]) -> np.ndarray:
         """The ids of the models the filters let through."""

@@ -1,3 +1,4 @@
+import gc
 import os
 import shutil
 import time
@@ -189,6 +190,14 @@ def test_unfinished_snapshots_never_count_as_kept_and_readers_keep_theirs(tiny_z
     reader.close()
     run_index(tiny_zoo)
     assert not reader.folder.exists() and len(list(store.snapshots.iterdir())) == 2
+    zoo = zoo2vec.open(tiny_zoo)
+    assert len(zoo.models()) == 5
+    dropped = store.current()
+    del zoo  # a reader dropped without closing pins nothing once it is collected
+    gc.collect()
+    run_index(tiny_zoo)
+    run_index(tiny_zoo)
+    assert not dropped.exists()
 
 
 def test_every_run_is_kept_in_the_history(tiny_zoo, bad_models):

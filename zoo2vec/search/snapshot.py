@@ -4,6 +4,7 @@ once and kept while it is the zoo's current snapshot; and candidate retrieval fr
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ class Snapshot:
     def __init__(self, folder: Path, zoo_root: Path):
         self.folder = folder
         self.zoo_root = zoo_root  # named in the errors that say how to re-index
-        self._pin = pin(folder)  # no indexing run collects the folder while this reader has it open
+        pinned = pin(folder)  # no indexing run collects the folder while this reader has it open (or until it is gone)
+        self._unpin = weakref.finalize(self, os.close, pinned) if pinned is not None else None
         self.catalog = Catalog(folder / "catalog.duckdb", read_only=True)
         self.task_index = VectorIndex.load(folder / "task.faiss")  # models' kernel vectors (decisions on the probe set)
         self.card_index = VectorIndex.load(folder / "card.faiss")  # models' card embeddings
@@ -30,9 +32,8 @@ class Snapshot:
 
     def close(self) -> None:
         self.catalog.close()
-        if self._pin is not None:
-            os.close(self._pin)
-            self._pin = None
+        if self._unpin is not None:
+            self._unpin()
 
     def allowed_ids(self, where: dict[str, Any]) -> np.ndarray:
         """The ids of the models the filters let through."""

@@ -8,6 +8,7 @@ from typing import Any
 from zoo2vec import settings
 from zoo2vec.data.task import Task
 from zoo2vec.errors import ZooError
+from zoo2vec.index import filters
 from zoo2vec.search import engine
 from zoo2vec.search.query import Query
 from zoo2vec.search.results import SearchResult, SearchResults
@@ -61,6 +62,7 @@ class Zoo:
         linear probe (`measured`, next to the predicted `score`) and puts them first, best measured first.
         """
         snapshot = self._current_snapshot.get()  # first: an unindexed zoo says so before any complaint about the query
+        where = filters.checked(where)  # a FilterError naming the form `where` takes, before any work
         query = Query.validate(task, text, k=k, where=where, verify=verify)
         scorers = engine.Scorers(alignment=self.alignment, words=self.words, words_weight=self.words_weight)
         return engine.search(snapshot, query, scorers, self.root)

@@ -8,6 +8,7 @@
     │   ├── SkippedModel     a model zoo2vec does not index (not a classifier): listed, not failed
     │   └── ModelFailure     a model that raised, hung, or answered badly
     ├── TaskError            a task that cannot be searched with (empty, one class, unreadable)
+    │   └── TaskLimitError   a task input over one of the limits (samples, bytes, pixels...; settings.LIMITS)
     ├── FilterError          a filter field or value that is not understood
     └── IndexNotBuiltError   a zoo with no index snapshot yet
 
@@ -52,6 +53,17 @@ class ModelFailure(ZooError):
 
 class TaskError(Zoo2VecError):
     """A task that cannot be used for search."""
+
+
+class TaskLimitError(TaskError):
+    """A task input over a limit; names the limit, what was found, and the setting that raises it."""
+
+    def __init__(self, where: str, found: str, what: str, limit: int, setting: str):
+        super().__init__(f"{where}: {found} is over the limit of {limit:,} {what}; "
+                         f"raise it with the setting {setting}=N")
+        self.found = found
+        self.limit = limit
+        self.setting = setting
 
 
 class FilterError(Zoo2VecError):

@@ -9,9 +9,13 @@ import numpy as np
 from zoo2vec.errors import TaskError
 
 
-def as_chw(image, where: str = "image") -> np.ndarray:
-    """Bring one image (H, W), (H, W, C) or (C, H, W), any numeric range, to float32 (C, H, W) in [0, 1]."""
+def as_chw(image, where: str = "image", check_size=None) -> np.ndarray:
+    """Bring one image (H, W), (H, W, C) or (C, H, W), any numeric range, to float32 (C, H, W) in [0, 1].
+
+    `check_size(height, width, where)`, if given, may refuse the image (by raising) before it is converted."""
     x = _channels_first(_numeric_array(image, where), where)
+    if check_size is not None:
+        check_size(x.shape[1], x.shape[2], where)
     if min(x.shape[1:]) < 2:
         raise TaskError(f"{where} has shape {x.shape}: too small to resize (at least 2x2 pixels)")
     x = x.astype(np.float32)

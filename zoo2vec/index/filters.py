@@ -6,6 +6,7 @@ below ever reach the SQL text.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -43,15 +44,29 @@ def _as_number(field: str, value: Any) -> float:
     if isinstance(value, bool):
         raise FilterError(f"filter {field!r} needs a number, got {value!r}")
     try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise FilterError(f"filter {field!r} needs a number, got {value!r}") from None
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise FilterError(f"filter {field!r} needs a number, got {_shown(value)}") from None
+    if not math.isfinite(number):  # nan compares false with everything: params<nan would mean nothing, or all
+        raise FilterError(f"filter {field!r} needs a finite number, got {_shown(value)}")
+    return number
 
 
 def _as_text(field: str, value: Any) -> str:
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        raise FilterError(f"filter {field!r} needs a text value, got {value!r}")
-    return str(value).lower() if field in ("license", "modality") else str(value)
+        raise FilterError(f"filter {field!r} needs a text value, got {_shown(value)}")
+    text = str(value)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # e.g. bytes that were not UTF-8, as Python decodes a command line
+            raise FilterError(f"filter {field!r} value {_shown(value)} is not valid UTF-8 text") from None
+    return text.lower() if field in ("license", "modality") else text
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 _COERCE = {"date": _as_date, "num": _as_number, "str": _as_text, "list": _as_text}
@@ -71,6 +86,8 @@ def _operator_and_value(field: str, kind: str, cond: Any) -> tuple[str, Any]:
         raise FilterError(f"operator {op!r} needs a numeric or date field; {field!r} is not (those: params, indexed_at)")
     if op == "contains" and kind == "date":
         raise FilterError(f"{field!r} is a date: compare it with =, !=, <, <=, > or >=")
+    if op == "contains" and kind == "num":
+        raise FilterError(f"{field!r} is a number: compare it with =, !=, <, <=, > or >= (contains is for text)")
     return op, value
 
 
@@ -96,16 +113,34 @@ def _compare(field: str, column: str, kind: str, op: str, value: Any) -> str:
     return f"{column} {OPERATORS[op]} ?"
 
 
+_FORM = ("filters (where=) must be a dict of field -> value, [values] (any of) or (operator, value), like "
+         "{'license': 'mit', 'params': ('<', 1e6)}")
+
+
+def _empty(where: Any) -> bool:
+    return where is None or isinstance(where, (dict, list, tuple, str)) and len(where) == 0
+
+
+def checked(where: Any) -> dict[str, Any]:
+    """`where` as a dict, after checking every field, operator and value (the FilterError names what is wrong)."""
+    if _empty(where):
+        return {}
+    to_sql(where)
+    return dict(where)
+
+
 def to_sql(where: dict[str, Any] | None) -> tuple[str, list]:
     """A WHERE clause (without the keyword; 'TRUE' when empty) and its parameters."""
-    if not where:
+    if _empty(where):
         return "TRUE", []
     if not isinstance(where, dict):
-        raise FilterError(f"filters must be a dict like {{'license': 'mit'}}, got {type(where).__name__}")
+        raise FilterError(_FORM + f", not {_shown(where) if isinstance(where, str) else type(where).__name__}" + (
+            "; a command-line filter string reads with zoo2vec.index.filters.parse(['license=mit'])"
+            if isinstance(where, (str, list, tuple)) else ""))
     clauses, params = [], []
     for field, cond in where.items():
-        if field not in FIELDS:
-            raise FilterError(f"unknown filter field {field!r}. Available: {', '.join(FIELDS)}")
+        if not isinstance(field, str) or field not in FIELDS:
+            raise FilterError(f"unknown filter field {_shown(field)}. Available: {', '.join(FIELDS)}")
         column, kind = FIELDS[field]
         op, value = _operator_and_value(field, kind, cond)
         if op == "in":
@@ -125,6 +160,8 @@ def parse(expressions: list[str]) -> dict[str, Any]:
     """CLI form: ["license=mit", "params<5e6", "tags=digits", "source~recipe", "indexed_at>=2026-11-01"] into a dict."""
     where: dict[str, Any] = {}
     for expr in expressions:
+        if not isinstance(expr, str):
+            raise FilterError(f"a command-line filter is a string like 'license=mit', got {_shown(expr)}")
         m = _EXPR.match(expr)
         if not m:
             raise FilterError(f"cannot read filter {expr!r}: write FIELD OP VALUE, e.g. license=mit or params<5e6")

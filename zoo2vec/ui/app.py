@@ -16,6 +16,7 @@ import streamlit as st
 
 import zoo2vec
 from zoo2vec import settings
+from zoo2vec.errors import TaskLimitError
 
 if TYPE_CHECKING:
     from streamlit.runtime.uploaded_file_manager import UploadedFile
@@ -27,8 +28,15 @@ def _open(path: str) -> zoo2vec.Zoo:
 
 
 def task_from_upload(name: str, data: bytes) -> zoo2vec.Task:
-    """A Task from an uploaded file's name and bytes (zip of class folders or a table)."""
+    """A Task from an uploaded file's name and bytes (zip of class folders or a table), through the same checks and
+    limits as Task.from_path (a TaskError, shown as a message, for anything it cannot take)."""
+    limit = settings.MAX_FILE_BYTES.get()
+    if len(data) > limit:  # before the upload is written anywhere
+        raise TaskLimitError(name, f"an upload of {len(data):,} bytes", settings.MAX_FILE_BYTES.what, limit,
+                             settings.MAX_FILE_BYTES.setting)
     suffix = Path(name).suffix.lower()
+    if suffix not in (".zip", ".csv", ".tsv", ".parquet"):
+        raise zoo2vec.TaskError(f"{name}: upload a .zip (one folder per class) or a .csv, .tsv or .parquet table")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(data)

@@ -154,3 +154,89 @@ def test_answer_that_is_not_open_inference_protocol_is_a_model_failure():
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+class _Trickle:
+    """A real loopback HTTP server that answers one byte every `every` seconds, in the headers or in the body
+    (a valid Open Inference Protocol answer, so only the clock can stop it), for as long as the client listens."""
+
+    def __init__(self, where: str, every: float = 0.25):
+        import socket
+        import threading
+
+        self.where, self.every = where, every
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        import json
+
+        body = json.dumps({"outputs": [{"name": "p", "shape": [1, 2], "datatype": "FP32", "data": [0.5, 0.5]}]})
+        body = body.encode() + b" " * 200
+        head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n".encode()
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.recv(1 << 16)  # the request (small)
+            slow, fast = (head, b"") if self.where == "headers" else (b"", head)
+            try:
+                conn.sendall(fast)
+                for i in range(len(slow + body)):
+                    if self.stop.wait(self.every):
+                        return
+                    conn.sendall((slow + body)[i:i + 1])
+            except OSError:  # the client hung up: what it should do at its deadline
+                return
+
+    def close(self):
+        self.stop.set()
+        self.listener.close()
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_the_timeout_bounds_the_whole_request_against_a_trickling_server(where):
+    """Each byte came well within the read timeout, so a server sending one every 0.25 s held the request for as long
+    as it liked (issue 14: a byte every 2 s outlived a 5 s timeout); now the request fails at its deadline."""
+    server = _Trickle(where)
+    try:
+        remote = RemoteModel(server.url, Echo.card, timeout_s=1.5)
+        started = time.perf_counter()
+        with pytest.raises(ModelFailure, match="timed out after 1.5 s") as exc:
+            checked_predict(remote, ["a"])
+        assert time.perf_counter() - started < 1.5 + 0.5
+        assert exc.value.model == "echo-text"
+    finally:
+        server.close()
+
+
+def test_the_timeout_bounds_sending_to_a_server_that_never_reads():
+    import socket
+
+    listener = socket.socket()  # connects (the backlog), never accepts nor reads, and buffers little
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    try:
+        remote = RemoteModel(f"http://127.0.0.1:{listener.getsockname()[1]}", Echo.card, timeout_s=1.0,
+                             max_request_bytes=64 << 20)
+        started = time.perf_counter()
+        with pytest.raises(ModelFailure, match="timed out after 1 s"):
+            checked_predict(remote, ["x" * (4 << 20)])  # more than the socket buffers hold
+        assert time.perf_counter() - started < 1.0 + 0.5
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize("timeout", ["soon", -1, 0, float("nan"), float("inf"), True])
+def test_a_card_with_a_bad_timeout_is_a_zoo_error(tmp_path, timeout):
+    from zoo2vec import ZooError
+    from zoo2vec.zoo.adapters import ModelSource
+    from zoo2vec.zoo.adapters.http import load
+
+    card = ModelCard("remote", "text", label_names=["a", "b"],
+                     adapter={"kind": "http", "url": "http://127.0.0.1:9", "timeout_s": timeout})
+    with pytest.raises(ZooError, match="timeout_s must be a positive number"):
+        load(ModelSource(tmp_path, card))
+    ok = ModelCard("remote", "text", label_names=["a", "b"], adapter={"kind": "http", "url": "http://127.0.0.1:9"})
+    assert load(ModelSource(tmp_path, ok)).timeout_s == 30

@@ -2,15 +2,19 @@
 
 Client: POST {url}/v2/models/{model}/infer with one input tensor (FP32 images, BYTES text) and read
 the first output tensor as (N, n_classes). Requests are split so none exceeds max_request_bytes;
-a response larger than max_response_bytes is refused; every call has a timeout.
+a response larger than max_response_bytes is refused; `timeout_s` bounds each request whole, from connecting to
+the last byte received (every socket operation waits at most for what is left of it), so an endpoint that
+trickles bytes fails at the deadline like one that never answers.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpcore
 import numpy as np
 
 from zoo2vec.errors import ModelFailure, ZooError
@@ -57,11 +61,11 @@ class RemoteModel:
             yield batch[start : start + step]
 
     def predict(self, batch) -> np.ndarray:
-        import httpx
-
         endpoint = f"{self.url}/v2/models/{self.model}/infer"
-        with httpx.Client(timeout=self.timeout_s) as client:
-            outs = [self._output(self._post(client, endpoint, self._body(chunk))) for chunk in self._chunks(batch)]
+        clock = _Deadline(self.timeout_s)
+        with httpcore.ConnectionPool(network_backend=clock, max_connections=1) as pool:
+            outs = [self._output(self._post(pool, clock, endpoint, self._body(chunk)))
+                    for chunk in self._chunks(batch)]
         return np.concatenate(outs) if outs else np.zeros((0, 0), dtype=np.float32)
 
     def _body(self, chunk) -> bytes:
@@ -70,27 +74,35 @@ class RemoteModel:
             raise ModelFailure(self.card.name, f"one input is larger than max_request_bytes={self.max_request_bytes}")
         return body
 
-    def _post(self, client, endpoint: str, body: bytes) -> bytearray:
-        import httpx
-
+    def _post(self, pool, clock: _Deadline, endpoint: str, body: bytes) -> bytearray:
+        clock.start()
+        timeouts = {"connect": self.timeout_s, "read": self.timeout_s, "write": self.timeout_s, "pool": self.timeout_s}
         try:
-            with client.stream("POST", endpoint, content=body, headers={"content-type": "application/json"}) as r:
-                data = self._read_capped(r)
-                if r.status_code != 200:
-                    raise ModelFailure(self.card.name, f"endpoint answered HTTP {r.status_code}: {bytes(data[:200])!r}")
-        except httpx.TimeoutException:
+            with pool.stream("POST", endpoint, content=body, extensions={"timeout": timeouts},
+                             headers={"content-type": "application/json", "content-length": str(len(body))}) as r:
+                data = self._read_capped(r, clock)
+                if r.status != 200:
+                    raise ModelFailure(self.card.name, f"endpoint answered HTTP {r.status}: {bytes(data[:200])!r}")
+        except httpcore.TimeoutException:
             raise ModelFailure(self.card.name, f"endpoint timed out after {self.timeout_s:g} s") from None
-        except httpx.HTTPError as exc:
-            raise ModelFailure(self.card.name, f"endpoint unreachable: {exc}") from None
+        except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol,
+                httpcore.ProxyError) as exc:
+            raise ModelFailure(self.card.name, f"endpoint unreachable: {exc or type(exc).__name__}") from None
         return data
 
-    def _read_capped(self, response) -> bytearray:
-        """The response body, read piece by piece so an endpoint cannot fill memory with more than the cap."""
-        declared = int(response.headers.get("content-length") or 0)
+    def _read_capped(self, response, clock: _Deadline) -> bytearray:
+        """The response body, read piece by piece so an endpoint cannot fill memory with more than the cap, nor
+        outlast the request's deadline."""
+        headers = {k.lower(): v for k, v in response.headers}
+        try:
+            declared = int(headers.get(b"content-length") or 0)
+        except ValueError:
+            raise ModelFailure(self.card.name, f"response content-length {headers[b'content-length']!r} is no number") from None
         if declared > self.max_response_bytes:
             raise ModelFailure(self.card.name, f"response of {declared} bytes exceeds max_response_bytes")
         data = bytearray()
-        for piece in response.iter_bytes():
+        for piece in response.iter_stream():
+            clock.left()  # raises once the deadline has passed
             data += piece
             if len(data) > self.max_response_bytes:
                 raise ModelFailure(self.card.name, "response exceeds max_response_bytes")
@@ -102,6 +114,64 @@ class RemoteModel:
             return np.asarray(output["data"], dtype=np.float32).reshape(output["shape"])
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise ModelFailure(self.card.name, f"response is not an Open Inference Protocol v2 answer: {exc}") from None
+
+
+class _Deadline(httpcore.NetworkBackend):
+    """httpcore's socket backend, every operation bounded by what is left until the request's deadline."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self._inner = httpcore.SyncBackend()
+
+    def start(self) -> None:
+        self.deadline = time.monotonic() + self.seconds
+
+    def left(self, timeout: float | None = None, error=httpcore.ReadTimeout) -> float:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise error(f"the request took longer than {self.seconds:g} s")
+        return remaining if timeout is None else min(timeout, remaining)
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        stream = self._inner.connect_tcp(host, port, self.left(timeout, httpcore.ConnectTimeout), local_address,
+                                         socket_options)
+        return _Stream(stream, self)
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        stream = self._inner.connect_unix_socket(path, self.left(timeout, httpcore.ConnectTimeout), socket_options)
+        return _Stream(stream, self)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(min(seconds, self.left()))
+
+
+class _Stream(httpcore.NetworkStream):
+    _PIECE = 64 << 10  # a body is sent in pieces, each bounded by what is left
+
+    def __init__(self, stream, clock: _Deadline):
+        self._stream = stream
+        self._clock = clock
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, self._clock.left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        view = memoryview(buffer)
+        for start in range(0, len(view), self._PIECE) or [0]:
+            self._stream.write(bytes(view[start:start + self._PIECE]),
+                               self._clock.left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+        stream = self._stream.start_tls(ssl_context, server_hostname, self._clock.left(timeout,
+                                                                                       httpcore.ConnectTimeout))
+        return _Stream(stream, self._clock)
+
+    def get_extra_info(self, info: str):
+        return self._stream.get_extra_info(info)
 
 
 class InferenceServer:

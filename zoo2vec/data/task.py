@@ -344,14 +344,14 @@ def _extract_within(archive: zipfile.ZipFile, root: Path, name: str) -> None:
         _over(settings.MAX_EXPANDED_BYTES, budget.max_expanded_bytes, name, f"{declared:,} bytes declared")
     targets = []
     for info in infos:
-        target = _member_path(root, info.filename, name)
-        if not info.is_dir():
+        is_dir = info.filename.endswith("/")
+        if not is_dir:
             budget.file(info.file_size, f"{name}: {info.filename}")
-        targets.append((info, target))
+        targets.append((info, is_dir, _member_path(root, info.filename, name)))
     written = 0
-    for info, target in targets:
+    for info, is_dir, target in targets:
         try:
-            if info.is_dir():
+            if is_dir:
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -374,6 +374,8 @@ def _extract_within(archive: zipfile.ZipFile, root: Path, name: str) -> None:
 
 
 def _member_path(root: Path, member: str, name: str) -> Path:
+    if not member.strip("/"):
+        raise TaskError(f"{name} holds an entry without a name")
     try:
         target = (root / member).resolve()
     except (OSError, ValueError) as exc:

@@ -354,3 +354,18 @@ def test_the_cli_answers_a_bad_filter_in_one_line_with_exit_2(tiny_zoo_master, v
     err = done.stderr.decode(errors="replace")
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert "not valid UTF-8" in err or "finite number" in err
+
+
+def test_a_card_or_zoo_json_that_is_not_utf8_is_a_one_line_error(tmp_path):
+    """A card.json of bytes that are not UTF-8 was a UnicodeDecodeError traceback at `zoo2vec card`."""
+    from zoo2vec import ZooError
+    from zoo2vec.zoo.layout import ZooLayout
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "card.json").write_bytes(b"\xff\xfe{}")
+    result = CliRunner().invoke(main, ["card", str(tmp_path / "model")])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.exception
+    assert "card.json is not valid JSON" in result.output and len(result.output.strip().splitlines()) == 1
+    (tmp_path / "zoo.json").write_bytes(b"\xff")
+    with pytest.raises(ZooError, match="zoo.json is not valid JSON"):
+        ZooLayout(tmp_path).manifest()

@@ -103,7 +103,7 @@ def card_json(folder: Path) -> dict[str, Any] | None:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         return None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ZooError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ZooError(f"{path} must hold a JSON object")

@@ -68,7 +68,7 @@ class ZooLayout:
             data = json.loads(self.manifest_path.read_text())
         except FileNotFoundError:
             return {}
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ZooError(f"{self.manifest_path} is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise ZooError(f"{self.manifest_path} must hold a JSON object")

@@ -428,8 +428,10 @@ def _read_image(path: Path, budget: _Budget) -> np.ndarray:
     _check_regular_file(path, budget)
     try:
         with warnings.catch_warnings():
-            # PIL warns above its own bound; ours (checked below, before decoding) is what counts
+            # PIL warns above its own bound; ours (checked below, before decoding) is what counts. Its warnings about
+            # damaged metadata (EXIF, TIFF tags) say nothing the user can act on: the pixels decode, or a TaskError says
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", UserWarning)
             with Image.open(path) as img:
                 width, height = img.size
                 budget.image(height, width, path.name)

@@ -78,13 +78,14 @@ def test_outputs_equal_the_local_executors_and_a_ray_it_did_not_start_stays_up(r
                     local.run([_job(job.folder, tmp_path / "local") for job in jobs]) if probed.status == "ok"}
     assert sorted(expected) == sorted(GOOD)
 
-    with RayExecutor(workers=1, timeout_s=60) as executor:  # one actor: it takes all three models in turn
+    with RayExecutor(workers=1, timeout_s=60, device="auto") as executor:  # one actor: it takes the three in turn
         results = executor.run(jobs)
         first = [next(results), next(results)]
         actor = executor._actors[0].handle
         pools = ray.get(actor.__ray_call__.remote(lambda self: self.pools_started))  # after the third job
         finished = first + list(results)
         assert executor._actors == []  # the run's end killed its actor
+        assert executor.device == "cpu"  # auto, on a cluster without GPUs
     assert pools == 1  # the actor's worker process stayed up from model to model
     assert sorted(job.name for job, _ in finished) == sorted(GOOD)  # each job came back once
     for job, probed in finished:
@@ -161,7 +162,7 @@ def test_settings_say_what_is_wrong(tmp_path):
 
 
 def test_cuda_on_a_cluster_without_gpus_is_refused(ray_cluster, tmp_path):
-    with pytest.raises(ConfigError, match="device must be 'cpu' or 'cuda'"):
+    with pytest.raises(ConfigError, match="device must be 'cpu', 'cuda' or 'auto'"):
         RayExecutor(workers=1, device="gpu")
     executor = RayExecutor(workers=1, device="cuda")
     with pytest.raises(ConfigError, match="the Ray cluster has no GPU"):

@@ -143,7 +143,7 @@ def run_index(zoo_root: Path, *, timeout_s: float = 120.0, trust_pickle: bool = 
     found = discover(zoo_root)
     chosen = probe_set_names(zoo_root)
     probing = make_executor(executor, workers, address=address, timeout_s=timeout_s, trust_pickle=trust_pickle,
-                            device=resolve_device(device))  # starts no process yet
+                            device=_device_for(executor, device))  # starts no process yet
     with store.lock() as taken_over:
         store.collect(keep)  # what crashed runs left, before this run adds its own folder
         previous = store.current()
@@ -168,6 +168,14 @@ def run_index(zoo_root: Path, *, timeout_s: float = 120.0, trust_pickle: bool = 
         store.collect_probes(live)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _device_for(executor: str, choice: str) -> str:
+    """The device the executor runs models on: resolved here for local workers; for Ray, "auto" is left for the
+    executor to resolve from the cluster's GPUs (this process's are not the cluster's)."""
+    if executor == "ray" and choice == "auto":
+        return choice
+    return resolve_device(choice)
 
 
 def _run_record(report: IndexReport, executor: str, workers: int, started_at: datetime, seconds: float) -> dict:

@@ -4,7 +4,7 @@ through nor opened again: the nightly run's cost follows what changed.
 <zoo>/.zoo2vec/folders.json holds, per model name:
     files        a signature of the folder's files as the file system lists them (path, size, mtime, inode, link)
     fingerprint  the hash of their bytes (zoo.adapters.fingerprint) that the signature stood for
-    readers      the identity of the code that read the card (detectors, card code, zoo2vec's version)
+    readers      the identity of the code that read the card (zoo2vec.zoo's source, the registered detectors)
     card         the card read from those files (or `skipped`: why the folder is no model zoo2vec indexes)
 A folder keeps its fingerprint while its signature holds, and its card while the fingerprint and the readers hold;
 anything else is computed again. A signature taken while a file was being written (modified within the last
@@ -47,14 +47,14 @@ def _source_hash(path: str) -> str:
 
 
 def readers() -> str:
-    """Identity of the code that turns a folder's files into a card: every registered detector (its module's source,
-    its name and code), the card and adapter-registry modules, zoo2vec's and the adapters' versions. A newer zoo2vec
-    that reads files better therefore reads every card again."""
-    import zoo2vec
-    from zoo2vec.zoo import card
+    """Identity of the code that turns a folder's files into a card: the source of every module of zoo2vec.zoo (the
+    formats, their detectors, the card), the adapters' version, and every registered detector (its name, code and
+    module's source: a plug-in's too). A zoo2vec that reads files better therefore reads every card again."""
+    from zoo2vec import zoo
 
     adapters._own()
-    parts = [zoo2vec.__version__, adapters.ADAPTER_VERSION, _source_hash(adapters.__file__), _source_hash(card.__file__)]
+    own = sorted(Path(zoo.__file__).parent.rglob("*.py"))
+    parts = [adapters.ADAPTER_VERSION] + [f"{p.name}:{_source_hash(str(p))}" for p in own]
     for kind, (priority, detector) in sorted(adapters._DETECTORS.items()):
         code = getattr(detector, "__code__", None)
         source = inspect.getsourcefile(detector) if code is not None else None

@@ -93,13 +93,13 @@ class RayExecutor:
                                       or 0 < memory_mb < WORKER_MIN_MB):
             raise ConfigError(f"memory_mb={memory_mb!r}: a worker needs at least {WORKER_MIN_MB} MiB of address space "
                               "to import torch; give more, or 0 for no cap")
-        if device not in ("cpu", "cuda"):
-            raise ConfigError(f"device must be 'cpu' or 'cuda' (resolve 'auto' with resolve_device); got {device!r}")
+        if device not in ("cpu", "cuda", "auto"):
+            raise ConfigError(f"device must be 'cpu', 'cuda' or 'auto' (cuda when the cluster has GPUs); got {device!r}")
         if address is not None and (not isinstance(address, str) or not address.strip()):
             raise ConfigError(f"address must be a Ray address such as 'head-node:6379' or 'ray://head-node:10001'; "
                               f"got {address!r}")
         if memory_mb is None and os.environ.get(MEMORY_VARIABLE, "").strip():
-            memory_mb = worker_memory_mb(1, device) or 0  # this process's setting travels to every node (0: no cap)
+            memory_mb = worker_memory_mb(1, "cpu") or 0  # this process's setting travels to every node (0: no cap)
         self.address, self.timeout_s, self.trust_pickle, self.memory_mb = address, timeout_s, trust_pickle, memory_mb
         self.device = device
         self.workers = workers if workers is not None else default_workers()  # the cluster's CPUs once joined
@@ -179,7 +179,11 @@ class RayExecutor:
         # an actor beyond the cluster's CPUs would wait for one forever, holding a job (an autoscaling cluster that
         # has not grown yet starts fewer actors: pass its final size as workers only once it has grown)
         actors = max(1, min(self.workers, jobs, cpus or self.workers))
+        if self.device == "auto":  # the cluster's GPUs, not this process's: a head node often has none
+            self.device = "cuda" if resources.get("GPU", 0) >= 1 else "cpu"
         if self.device == "cuda":
+            if self.memory_mb:
+                self.memory_mb = 0  # CUDA maps far more address space than it uses: a cap would stop it starting
             gpus = int(resources.get("GPU", 0))
             if not gpus:
                 raise ConfigError("device cuda: the Ray cluster has no GPU (ray.cluster_resources() lists none); use "

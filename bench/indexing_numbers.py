@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,8 +25,6 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-QUERIES = ("handwritten digit recognition", "sentiment of movie reviews", "news topic classification",
-           "spam detection", "fashion product photos")
 MARK = "zoo2vec-bench-mark.txt"  # a file whose content changes a model folder's fingerprint (and nothing else)
 
 
@@ -117,138 +114,14 @@ def throughput(home: Path, workers: tuple[int, ...] = (1, 2)) -> dict:
     return out
 
 
-def _spawned_children(pid: int) -> set[int]:
-    """Worker processes (multiprocessing spawn) whose parent is `pid`."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid:"))
-        if ppid == pid and b"multiprocessing" in cmdline:
-            found.add(int(entry.name))
-    return found
-
-
-def _alive(pids: set[int]) -> set[int]:
-    alive = set()
-    for pid in pids:
-        try:
-            state = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                         if line.startswith("State:"))
-        except (OSError, StopIteration):
-            continue
-        if "Z" not in state.split()[1]:  # a zombie has exited
-            alive.add(pid)
-    return alive
-
-
-def _answers(root: Path) -> list[list[str]]:
-    import zoo2vec
-
-    zoo = zoo2vec.open(root)
-    return [[r.name for r in zoo.search(text=q, k=5)] for q in QUERIES]
-
-
-def _mark_all(root: Path, trial: int) -> int:
-    """Give every model folder of the zoo (not the Hugging Face cache's) a new fingerprint: a full run follows.
-    Returns how many."""
-    from zoo2vec.zoo.layout import ZooLayout
-
-    folders = [f for f in ZooLayout(root).models.iterdir() if f.is_dir()]
-    for folder in folders:
-        (folder / MARK).write_text(f"trial {trial}\n")
-    return len(folders)
-
-
-def _orphans(root: Path, keep: int) -> list[str]:
-    """What a finished run should not have left: more snapshots than kept, unpublished ones, temporary files, a held
-    lock."""
-    from zoo2vec.errors import ZooError
-    from zoo2vec.index.snapshots import SnapshotStore
-
-    store = SnapshotStore(root)
-    left = []
-    snapshots = sorted(p.name for p in store.snapshots.iterdir())
-    current = store.current()
-    if current is None or len(snapshots) > keep or snapshots[-1] != current.name:
-        left.append(f"snapshots {snapshots} (current {current and current.name})")
-    left += [str(p) for p in store.probes.rglob("*.tmp.npy")] + [str(p) for p in store.base.glob(".CURRENT.*")]
-    try:
-        with store.lock():
-            pass
-    except ZooError as exc:
-        left.append(str(exc))
-    return left
-
-
 def kill9(home: Path, trials: int, seed: int = 0) -> dict:
-    """kill -9 of `zoo2vec index` at `trials` random moments of a full run of the demo zoo; after each, a new run
-    must finish with every model indexed, re-running no model whose outputs the killed run had cached, and leave
-    nothing behind; searches in this process against the published snapshot must answer as before, throughout."""
-    from zoo2vec.index.snapshots import KEEP, SnapshotStore
-    from zoo2vec.jobs.indexing import run_index
+    """kill -9 of `zoo2vec index` at `trials` random moments of a full run of the demo zoo (crash_trials.kill9)."""
+    from zoo2vec.eval import crash_trials
     from zoo2vec.train.demo_zoo import build_demo_zoo
 
     root = home / "zoos" / "demo"
     build_demo_zoo(root, progress=lambda name: None)
-    _mark_all(root, -1)
-    t0 = time.perf_counter()
-    first = run_index(root, workers=2)
-    full_s = time.perf_counter() - t0
-    n_models = first.indexed
-    expected = _answers(root)
-    _say(f"demo zoo: {n_models} models, a full run {full_s:.1f} s")
-    rng = np.random.default_rng(seed)
-    out = {"trials": 0, "resumed": 0, "orphans": 0, "workers_left": 0, "search_mismatches": 0, "searches": 0,
-           "cached_run_again": 0, "full_run_s": full_s, "details": []}
-    store = SnapshotStore(root)
-    for trial in range(trials):
-        changed = _mark_all(root, trial)
-        kill_at = float(rng.uniform(0.5, full_s))
-        launched = time.time()
-        child = subprocess.Popen([*_cli(), "index", str(root), "--workers", "2"], stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
-        started = time.perf_counter()
-        workers: set[int] = set()
-        while time.perf_counter() - started < kill_at and child.poll() is None:
-            out["searches"] += 1
-            out["search_mismatches"] += _answers(root) != expected
-            workers |= _spawned_children(child.pid)
-            time.sleep(0.2)
-        finished_first = child.poll() is not None
-        os.kill(child.pid, signal.SIGKILL) if not finished_first else None
-        child.wait()
-        time.sleep(1.0)  # the kernel's death signal to the workers
-        left = _alive(workers)
-        cached = sum(1 for p in store.probes.rglob("*.npy") if p.stat().st_mtime >= launched and "tmp" not in p.name)
-        resumed = subprocess.run([*_cli(), "index", str(root), "--workers", "2", "--json"], capture_output=True,
-                                 text=True)
-        report = json.loads(resumed.stdout) if resumed.stdout.strip() else {}
-        orphans = _orphans(root, KEEP)
-        ok = resumed.returncode == 0 and report.get("indexed") == n_models and not report.get("failed")
-        run_again = len(report.get("costs", {}))
-        out["cached_run_again"] += max(0, run_again - (changed - cached))  # a model the killed run had cached
-        after = _answers(root)
-        out["searches"] += 1
-        out["search_mismatches"] += after != expected
-        out["trials"] += 1
-        out["resumed"] += ok
-        out["orphans"] += bool(orphans)
-        out["workers_left"] += len(left)
-        out["details"].append({"kill_at_s": round(kill_at, 2), "run_had_finished": finished_first,
-                               "resumed_exit": resumed.returncode, "indexed": report.get("indexed"),
-                               "models_run_again": run_again, "cached_before": cached, "changed": changed,
-                               "orphans": orphans, "workers_left": len(left)})
-        _say(f"trial {trial + 1}/{trials}: killed at {kill_at:.1f} s, resumed rc {resumed.returncode}, "
-             f"{report.get('indexed')} indexed, {cached} of {changed} cached, {run_again} run again, orphans {orphans}")
-    for folder in (root / "models").iterdir():
-        (folder / MARK).unlink(missing_ok=True)
-    return out
+    return crash_trials.kill9(root, trials, seed=seed, progress=_say)
 
 
 def faulty(home: Path) -> dict:
@@ -258,6 +131,7 @@ def faulty(home: Path) -> dict:
     import faulty_models
     from conftest import TINY_MODELS
 
+    from zoo2vec.eval import crash_trials
     from zoo2vec.train.demo_zoo import build_demo_zoo
     from zoo2vec.zoo.layout import ZooLayout
 
@@ -271,7 +145,7 @@ def faulty(home: Path) -> dict:
                               "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     workers: set[int] = set()
     while child.poll() is None:
-        workers |= _spawned_children(child.pid)
+        workers |= crash_trials.spawned_children(child.pid)
         time.sleep(0.2)
     report = json.loads(child.stdout.read())
     time.sleep(1.0)
@@ -279,7 +153,7 @@ def faulty(home: Path) -> dict:
     recorded = {how: failed.get(f"faulty-{how}", "") for how in faulty_models.HOW}
     shutil.rmtree(root.parent, ignore_errors=True)
     return {"planted": len(faulty_models.HOW), "recorded": sum(bool(v) for v in recorded.values()),
-            "exit_code": child.returncode, "workers_left": len(_alive(workers)),
+            "exit_code": child.returncode, "workers_left": len(crash_trials.alive(workers)),
             "others_indexed": report["indexed"] == len(TINY_MODELS), "reasons": recorded}
 
 

@@ -157,6 +157,7 @@ def test_concurrent_runs_are_refused(tiny_zoo):
     assert run_index(tiny_zoo).indexed == 5  # free again once its holder is gone
 
 
+@pytest.mark.regression  # issue 14's crafted case: failed before its fix
 def test_a_lock_left_by_a_killed_run_is_taken_over_with_a_warning(tiny_zoo):
     holder = _hold_lock(tiny_zoo, "crash")
     assert holder.wait() == -9
@@ -172,6 +173,7 @@ def test_a_lock_left_by_a_killed_run_is_taken_over_with_a_warning(tiny_zoo):
     assert "not a holder zoo2vec wrote" in run_index(tiny_zoo).warnings[0]
 
 
+@pytest.mark.regression  # issue 14's crafted case: failed before its fix
 def test_unfinished_snapshots_never_count_as_kept_and_readers_keep_theirs(tiny_zoo, monkeypatch):
     from zoo2vec.search.snapshot import Snapshot
 

@@ -64,6 +64,7 @@ def _names_the_limit(exc: pytest.ExceptionInfo, setting: str, found: str):
 # --- the crafted cases of issue 14 -----------------------------------------------------------------------------
 
 
+@pytest.mark.regression  # issue 14's crafted case: failed before its fix
 def test_an_image_header_claiming_20000_by_20000_pixels_is_refused(tmp_path):
     """PIL's DecompressionBombError escaped as a traceback: only OSError was caught."""
     root = _image_task(tmp_path / "task", _png(tmp_path / "bomb.png", 20_000, 20_000, pixels=False))
@@ -73,6 +74,7 @@ def test_an_image_header_claiming_20000_by_20000_pixels_is_refused(tmp_path):
     _names_the_limit(exc, "ZOO2VEC_MAX_IMAGE_PIXELS", "400,000,000 pixels")
 
 
+@pytest.mark.regression  # issue 14's crafted case: failed before its fix
 def test_a_12000_by_12000_png_is_refused_by_its_header_before_decoding(tmp_path):
     """A 140 KB PNG of 144 Mpixels went through at 2 GB; its header is enough to refuse it."""
     root = _image_task(tmp_path / "task", _png(tmp_path / "big.png", 12_000, 12_000))
@@ -84,6 +86,7 @@ def test_a_12000_by_12000_png_is_refused_by_its_header_before_decoding(tmp_path)
     _names_the_limit(exc, "ZOO2VEC_MAX_IMAGE_PIXELS", "12,000 x 12,000 = 144,000,000 pixels")
 
 
+@pytest.mark.regression  # issue 14's crafted case: failed before its fix
 def test_a_csv_with_one_50_mb_cell_is_refused_quickly_in_little_memory(tmp_path):
     """One 50 MB cell took 69 s and 8.4 GB; it is refused by the characters-per-text limit, in a child process whose
     peak memory is measured."""
@@ -103,6 +106,7 @@ def test_a_csv_with_one_50_mb_cell_is_refused_quickly_in_little_memory(tmp_path)
     assert seconds < 20 and peak_mb < 1500, (seconds, peak_mb)
 
 
+@pytest.mark.regression  # issue 14's crafted case: failed before its fix
 def test_a_zip_of_300_mb_is_refused_before_extracting(tmp_path):
     """A 306 KB zip expanding to 300 MB of text did not finish in 75 s: its declared sizes refuse it at once."""
     path = tmp_path / "bomb.zip"
@@ -126,6 +130,7 @@ def test_a_zip_of_300_mb_is_refused_before_extracting(tmp_path):
     _names_the_limit(exc, "ZOO2VEC_MAX_EXPANDED_BYTES", "300,000,012 bytes declared")
 
 
+@pytest.mark.regression  # issue 14's crafted case: failed before its fix
 def test_a_zip_whose_entries_understate_their_size_is_refused(tmp_path):
     """Declared sizes can lie: a member says 1,000 bytes and holds 10 MB; extraction stops at what it declared."""
     path = tmp_path / "liar.zip"
@@ -142,6 +147,7 @@ def test_a_zip_whose_entries_understate_their_size_is_refused(tmp_path):
     assert time.perf_counter() - started < 2
 
 
+@pytest.mark.regression  # issue 14's crafted case: failed before its fix
 def test_a_csv_of_a_million_rows_stops_at_the_row_limit(tmp_path):
     """A 34 MB CSV of 10^6 rows did not finish in 75 s: it is read in batches and refused at the limit."""
     path = tmp_path / "rows.csv"
@@ -153,6 +159,7 @@ def test_a_csv_of_a_million_rows_stops_at_the_row_limit(tmp_path):
     _names_the_limit(exc, "ZOO2VEC_MAX_SAMPLES", "more than 100,000 samples")
 
 
+@pytest.mark.regression  # issue 14's crafted case: failed before its fix
 def test_a_zip_of_csv_with_millions_of_samples_is_refused(tmp_path):
     """A zip of CSV parsed into 18 million samples (2.5 GB); two million rows compress to a few KB."""
     path = tmp_path / "many.zip"
@@ -322,6 +329,7 @@ def test_the_apps_upload_goes_through_the_same_checks(tiny_zoo_master, monkeypat
 # --- no traceback: filters ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.regression  # issue 14's crafted case: failed before its fix
 @pytest.mark.parametrize("where, message", [
     ("license='mit'", r"must be a dict of field -> value.*not \"license='mit'\".*filters.parse"),
     ({"license": "\udcff"}, "not valid UTF-8"),
@@ -337,6 +345,7 @@ def test_the_api_refuses_bad_filters_with_a_filter_error(tiny_zoo_master, where,
         zoo.search(text="digits", where=where)
 
 
+@pytest.mark.regression  # issue 14's crafted case: failed before its fix
 def test_params_below_nan_no_longer_matches_every_model(tiny_zoo_master):
     from zoo2vec.index.filters import parse
 
@@ -344,6 +353,7 @@ def test_params_below_nan_no_longer_matches_every_model(tiny_zoo_master):
         zoo2vec.open(tiny_zoo_master).search(text="digits", where=parse(["params<nan"]))
 
 
+@pytest.mark.regression  # issue 14's crafted case: failed before its fix
 @pytest.mark.parametrize("value", [b"license=\xff\xfe", b"params<nan", b"params<-inf"])
 def test_the_cli_answers_a_bad_filter_in_one_line_with_exit_2(tiny_zoo_master, value):
     """A filter value that is not UTF-8 reached duckdb (InvalidInputException); argv as the shell gives it."""
@@ -356,6 +366,7 @@ def test_the_cli_answers_a_bad_filter_in_one_line_with_exit_2(tiny_zoo_master, v
     assert "not valid UTF-8" in err or "finite number" in err
 
 
+@pytest.mark.regression  # issue 14's crafted case: failed before its fix
 def test_a_card_or_zoo_json_that_is_not_utf8_is_a_one_line_error(tmp_path):
     """A card.json of bytes that are not UTF-8 was a UnicodeDecodeError traceback at `zoo2vec card`."""
     from zoo2vec import ZooError

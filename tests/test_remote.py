@@ -194,6 +194,7 @@ class _Trickle:
         self.listener.close()
 
 
+@pytest.mark.regression  # issue 14's crafted case: failed before its fix
 @pytest.mark.parametrize("where", ["headers", "body"])
 def test_the_timeout_bounds_the_whole_request_against_a_trickling_server(where):
     """Each byte came well within the read timeout, so a server sending one every 0.25 s held the request for as long

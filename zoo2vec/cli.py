@@ -118,7 +118,8 @@ def _default_hf_cache() -> str:
 @click.option("--address", default=None, help="The Ray cluster to join (ray.init's address, e.g. ray://head:10001); "
                                                "default: a local Ray instance.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Where models run their forward passes: auto is the GPU when torch sees one.")
+              help="Where models run their forward passes: auto is the GPU when torch sees one (with --executor ray: "
+                   "when the cluster has GPUs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's report as JSON on stdout.")
 @click.option("--schedule", default=None, metavar="CRON",
               help="Run on a cron expression in the foreground, e.g. '0 2 * * *' (every night at 02:00), until Ctrl-C.")
@@ -268,8 +269,21 @@ def runs(zoo_path: Path | None, last: int, as_json: bool):
               help="Where RESULTS.md, results.json and the plots go.")
 @click.option("--fresh", is_flag=True, help="Recompute the cached ground truth instead of reusing it.")
 @click.option("--study", is_flag=True, help="Instead: compare probe-set sizes and reference encoders (bench/STUDY.md).")
-def eval_(quick, out_dir, fresh, study):
+@click.option("--reliability", is_flag=True,
+              help="Instead: fuzz every input, kill -9 indexing, query during swaps (bench/RELIABILITY.md).")
+@click.option("--only", "parts", multiple=True, type=click.Choice(["fuzz", "kill9", "swap", "regressions"]),
+              help="With --reliability: run only these parts (the others are kept from the last run).")
+@click.option("--inputs", default=10_000, show_default=True, help="With --reliability: fuzzed inputs in all.")
+def eval_(quick, out_dir, fresh, study, reliability, parts, inputs):
     """Benchmark: build the bench zoo, measure ground truth, compare zoo2vec with every baseline."""
+    if reliability:
+        from zoo2vec.eval import reliability_bench
+
+        numbers = reliability_bench.run(settings.home(), inputs=inputs, only=parts or reliability_bench.PARTS,
+                                        progress=lambda text: click.echo(text, err=True))
+        path = reliability_bench.write(numbers, out_dir)
+        click.echo(f"{json.dumps(reliability_bench.entry(numbers))}\nwrote {path}")
+        return
     if study:
         from zoo2vec.eval import study as probe_study
 
@@ -292,13 +306,20 @@ def eval_(quick, out_dir, fresh, study):
 @click.option("--config", "config_name", type=click.Choice(["bench", "quick"]), default="bench", show_default=True,
               help="Bench config whose meta-training tasks and ground truth to learn from.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Checkpoint path (default: $ZOO2VEC_HOME/alignments/align-2.json).")
+              help="Checkpoint path (default: $ZOO2VEC_HOME/alignments/align-3.json).")
 @click.option("--hidden", default=0, show_default=True, help="Hidden units of the scorer (0: linear, chosen by cross-validation).")
-def train_align(config_name, out, hidden):
-    """Learn the alignment from meta-training tasks (never held-out ones) and their measured ground truth."""
+@click.option("--blend", default=0.75, show_default=True, help="Weight of the untrained score mixed into the learned one.")
+@click.option("--plain-only/--with-transformed", default=True, show_default=True,
+              help="Fit on the plain meta-training tasks only, or on their transformed copies too.")
+def train_align(config_name, out, hidden, blend, plain_only):
+    """Learn the alignment from meta-training tasks (never held-out ones) and their measured ground truth. The
+    defaults are the packaged default's (align-3) recipe."""
     from zoo2vec.eval.align import train
 
-    scorer, path = train(config_name, out=out, hidden=hidden, progress=lambda text: click.echo(text, err=True))
+    if not 0 <= blend < 1:
+        raise click.UsageError(f"--blend {blend}: a weight from 0 (learned only) up to, not including, 1")
+    scorer, path = train(config_name, out=out, hidden=hidden, blend=blend, plain_only=plain_only,
+                         progress=lambda text: click.echo(text, err=True))
     cv = scorer.trained_on.get("cross_validation", {})
     if cv.get("learned") is not None:
         click.echo(f"leave-one-dataset-out on meta-training tasks: weighted tau {cv['learned']:.3f} "
@@ -356,8 +377,9 @@ def _serve(root: Path, port: int):
     app = Path(__file__).parent / "ui" / "app.py"
     env = dict(os.environ, ZOO2VEC_ZOO=str(root))
     click.echo(f"zoo2vec app on http://localhost:{port} (Ctrl-C to stop)", err=True)
+    upload_mb = max(1, -(-settings.MAX_FILE_BYTES.get() // 2**20))  # Streamlit refuses a bigger upload before reading it
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
-           "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+           "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.maxUploadSize", str(upload_mb)]
     try:
         subprocess.run(cmd, env=env, check=False)
     except KeyboardInterrupt:

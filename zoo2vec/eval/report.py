@@ -8,12 +8,25 @@ from pathlib import Path
 
 import numpy as np
 
+OTHERS = ("indexing", "reliability")  # entries of results.json that other commands write (bench/indexing_numbers.py,
+# zoo2vec eval --reliability): a benchmark run keeps them
+
+
+def write_results(path: Path, entries: dict) -> None:
+    """Put `entries` into the results.json at `path`, keeping the other commands' entries already there."""
+    try:
+        before = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        before = {}
+    kept = {key: before[key] for key in OTHERS if key in before and key not in entries}
+    Path(path).write_text(json.dumps({**entries, **kept}, indent=1) + "\n")
+
 
 def write(results: dict, out_dir: Path, config_name: str) -> Path:
     """Write results.json, the plots and RESULTS.md (titled after the bench config) into out_dir; returns RESULTS.md."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+    write_results(out_dir / "results.json", results)
     _plots(results, out_dir)
     path = out_dir / "RESULTS.md"
     path.write_text(markdown(results, config_name))

@@ -68,7 +68,9 @@ WORD_COMPONENTS = {"card": ("card",),
                    "decisions": ("kernel_classes", "kernel_phrases"),
                    "prior": ("coverage", "surplus", "confidence", "entropy", "balance")}
 TEMPERATURE = 0.05  # accuracy gap that counts as one unit of score in the listwise target
-DEFAULT = "align-2"  # align-2: surrogate transferability features, trained on plain and transformed meta-training tasks
+# align-3: align-2's features (surrogate transferability included) fitted on the plain meta-training tasks, its score
+# blended 1:3 with the untrained one: the design leave-one-domain-out cross-validation chose (bench/RESULTS.md)
+DEFAULT = "align-3"
 WORDS = "words-1"
 UNTRAINED = "untrained"
 UNTRAINED_FEATURES = ("kernel_alignment", "concept_match")  # what the untrained score is the mean of
@@ -266,7 +268,7 @@ _KINDS = {False: ("ZOO2VEC_ALIGN", DEFAULT, "train-align", "alignment"),
 
 def load(name: str | None = None, *, words: bool = False) -> Alignment:
     """The alignment named (a path to a checkpoint, 'untrained', or a packaged version); default $ZOO2VEC_ALIGN, else
-    align-2. words=True: the words scorer, default $ZOO2VEC_WORDS, else words-1 ('untrained' is the card's similarity)."""
+    align-3. words=True: the words scorer, default $ZOO2VEC_WORDS, else words-1 ('untrained' is the card's similarity)."""
     setting, default, command, called = _KINDS[words]
     name = name or os.environ.get(setting) or default
     if name == UNTRAINED:

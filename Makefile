@@ -15,7 +15,7 @@ $(BIN)/python:
 # torch first and pinned: the versions this project is tested with, taken from the local disk
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e '.[cpu,ui,formats,clip,ray,test]'
+	$(BIN)/pip install -q -e '.[cpu,ui,api,formats,clip,ray,test]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -53,8 +53,6 @@ def test_parse_cli_expressions():
         "tags": ("=", "digits")}
     with pytest.raises(FilterError, match="FIELD OP VALUE"):
         parse(["license mit"])
-    with pytest.raises(FilterError, match="given twice"):
-        parse(["license=mit", "license=bsd"])
 
 
 def test_vector_index_filters_and_picks_its_type():
@@ -114,3 +112,111 @@ def test_a_loaded_index_uses_the_gpus_only_where_faiss_has_some(tmp_path, monkey
     assert list(loaded.search(vectors[7], 5, allowed=exact[2:])[0]) == list(exact[2:])  # filtered: the CPU copy
     monkeypatch.setenv("ZOO2VEC_FAISS_GPU", "0")
     assert VectorIndex.load(tmp_path / "x.faiss").gpu is None
+
+
+def test_a_range_is_two_conditions_on_one_field_each_value_bound():
+    clause, params = to_sql({"params": [(">", 100), ("<", 1e6)]})
+    assert clause == "params > ? AND params < ?" and params == [100.0, 1e6]
+    assert to_sql({"params": [[">", 100], ["<", 1e6]]}) == (clause, params)  # the same from JSON, which has no tuples
+    clause, params = to_sql({"license": [("in", ["mit", "bsd"]), ("!=", "bsd")], "tags": [("=", "a"), ("=", "b")]})
+    assert clause.count("?") == len(params) == 5 and "mit" not in clause
+    for bad, message in (([(">", 100), ("<", float("nan"))], "finite number"), ([(">", 1), ("<", float("inf"))], "finite"),
+                         ([(">", 1), 5], "no \\(operator, value\\) pair"), ([(">", 1), ("~~", 5)], "no \\(operator"),
+                         ([(">", 1), ("<", "big")], "needs a number")):
+        with pytest.raises(FilterError, match=message):
+            to_sql({"params": bad})
+
+
+def test_parse_a_field_given_twice_meets_both():
+    assert parse(["params>100", "params<1e6"]) == {"params": [(">", "100"), ("<", "1e6")]}
+    assert parse(["license=mit,bsd", "license!=bsd", "license=mit"]) == {
+        "license": [("in", ["mit", "bsd"]), ("!=", "bsd"), ("=", "mit")]}
+    with pytest.raises(FilterError, match="finite"):
+        to_sql(parse(["params>1", "params<nan"]))
+
+
+def _names(zoo, where):
+    return {r.name for r in zoo.search(text="digits", k=50, where=where)}
+
+
+def test_range_filters_on_a_real_catalog(tiny_zoo_master):
+    import zoo2vec
+
+    zoo = zoo2vec.open(tiny_zoo_master)
+    params = dict(zip(zoo.models()["name"], zoo.models()["params"]))
+    for low, high in ((100, 1000), (200, 1e6), (1000, 5e6)):
+        expected = {n for n, p in params.items() if low < p < high}
+        assert expected and expected != set(params)  # each range keeps some models and drops others
+        assert _names(zoo, {"params": [(">", low), ("<", high)]}) == expected
+        assert _names(zoo, parse([f"params>{low}", f"params<{high}"])) == expected
+    assert _names(zoo, {"params": [(">", 1000), ("<", 100)]}) == set()
+
+
+def test_a_card_without_params_is_counted_from_its_safetensors_header(tiny_zoo_master, tmp_path):
+    import json
+    import shutil
+
+    from zoo2vec.zoo.adapters import read_card
+    from zoo2vec.zoo.hub_files import safetensors_params
+
+    folder = tmp_path / "digits8-mlp-0to4"
+    shutil.copytree(tiny_zoo_master / "models" / folder.name, folder)
+    card = json.loads((folder / "card.json").read_text())
+    stated = card.pop("params")
+    (folder / "card.json").write_text(json.dumps(card))
+    resolved = read_card(folder)
+    assert resolved.card.params == stated == safetensors_params(folder / "model.safetensors")
+    assert resolved.origin["params"] == "model.safetensors header"
+    (folder / "card.json").write_text(json.dumps({**card, "params": 7}))
+    assert read_card(folder).card.params == 7  # what a card says wins
+    (folder / "card.json").write_text(json.dumps({**card, "adapter": {**card["adapter"], "file": "../elsewhere.safetensors"}}))
+    assert read_card(folder).card.params is None  # a file outside the folder is not read
+
+
+def _torchscript_model(folder):
+    """A real TorchScript digits model: its card names no parameter count, and its format cannot tell one."""
+    import json
+
+    import torch
+
+    from zoo2vec.zoo import architectures
+
+    module = architectures.build("linear", {"input_shape": [1, 8, 8], "n_classes": 10}).eval()
+    folder.mkdir()
+    torch.jit.trace(module, torch.zeros(1, 1, 8, 8)).save(str(folder / "model.pt"))
+    (folder / "card.json").write_text(json.dumps({
+        "name": folder.name, "modality": "image", "input_shape": [1, 8, 8], "label_names": [str(i) for i in range(10)],
+        "tags": ["digits"], "adapter": {"kind": "torchscript", "file": "model.pt"}}))
+
+
+def test_unknown_params_are_dropped_by_every_params_condition_and_counted_where_weights_tell(tiny_zoo):
+    import json
+
+    import pandas as pd
+    from click.testing import CliRunner
+
+    import zoo2vec
+    from zoo2vec.cli import main
+
+    _torchscript_model(tiny_zoo / "models" / "digits8-script")
+    card_file = tiny_zoo / "models" / "digits8-mlp-0to4" / "card.json"
+    card = json.loads(card_file.read_text())
+    stated = card.pop("params")
+    card_file.write_text(json.dumps(card))
+    result = CliRunner().invoke(main, ["index", str(tiny_zoo), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    zoo = zoo2vec.open(tiny_zoo)
+    params = dict(zip(zoo.models()["name"], zoo.models()["params"]))
+    assert params["digits8-mlp-0to4"] == stated  # counted from its weights at indexing
+    assert pd.isna(params["digits8-script"])
+    assert "digits8-script" in _names(zoo, None) and "digits8-script" in _names(zoo, {"tags": "digits"})
+    for where in ({"params": (">", 0)}, {"params": ("<", 1e12)}, {"params": ("!=", 5)},
+                  {"params": [(">", 0), ("<", 1e12)]}, {"params": [1, 2]}):
+        assert "digits8-script" not in _names(zoo, where), where
+    assert "digits8-mlp-0to4" in _names(zoo, {"params": [(">", 0), ("<", 1e12)]})
+    cli = CliRunner().invoke(main, ["search", str(tiny_zoo), "--text", "digits", "--where", "params>0", "--json"])
+    assert cli.exit_code == 0, cli.output
+    assert "digits8-script" not in {json.loads(line)["model"] for line in cli.stdout.splitlines()}
+    assert "1 model(s) with no known parameter count are left out by the params filter" in cli.stderr
+    plain = CliRunner().invoke(main, ["search", str(tiny_zoo), "--text", "digits", "--where", "tags=digits"])
+    assert "no known parameter count" not in plain.stderr

@@ -1,5 +1,10 @@
 """Metadata filters as data: {"license": "mit", "params": ("<", 5e6), "tags": "digits"}.
 
+A field takes a value (equality), a list of values (any of), an (operator, value) pair, or a list of such pairs,
+all of which must hold: {"params": [(">", 100), ("<", 1e6)]} is a range. (JSON has no tuples: [[">", 100]] reads
+the same.) A model whose field is unknown (no parameter count, say) is dropped by every condition
+on that field, != included, as SQL's NULL is.
+
 Every value is bound as a query parameter; only field names and operators from the fixed tables
 below ever reach the SQL text.
 """
@@ -113,8 +118,25 @@ def _compare(field: str, column: str, kind: str, op: str, value: Any) -> str:
     return f"{column} {OPERATORS[op]} ?"
 
 
-_FORM = ("filters (where=) must be a dict of field -> value, [values] (any of) or (operator, value), like "
-         "{'license': 'mit', 'params': ('<', 1e6)}")
+_FORM = ("filters (where=) must be a dict of field -> value, [values] (any of), (operator, value) or "
+         "[(operator, value), ...] (all of), like {'license': 'mit', 'params': [('>', 100), ('<', 1e6)]}")
+
+
+def _is_condition(cond: Any) -> bool:
+    """(operator, value), or [operator, value] as JSON brings it: a 2-sequence whose first item is an operator."""
+    return (isinstance(cond, (tuple, list)) and len(cond) == 2 and isinstance(cond[0], str)
+            and cond[0] in OPERATORS)
+
+
+def _conditions(field: str, cond: Any) -> list[Any]:
+    """The conditions one field's entry holds: several for a list of (operator, value) pairs, else the entry."""
+    if isinstance(cond, list) and any(isinstance(c, (tuple, list)) for c in cond):
+        if not all(_is_condition(c) for c in cond):
+            bad = next(c for c in cond if not _is_condition(c))
+            raise FilterError(f"filter {field!r}: {_shown(bad)} is no (operator, value) pair; a list of conditions "
+                              f"holds only those, e.g. [('>', 100), ('<', 1e6)]. Operators: {', '.join(OPERATORS)}")
+        return [tuple(c) for c in cond]
+    return [cond]
 
 
 def _empty(where: Any) -> bool:
@@ -142,14 +164,15 @@ def to_sql(where: dict[str, Any] | None) -> tuple[str, list]:
         if not isinstance(field, str) or field not in FIELDS:
             raise FilterError(f"unknown filter field {_shown(field)}. Available: {', '.join(FIELDS)}")
         column, kind = FIELDS[field]
-        op, value = _operator_and_value(field, kind, cond)
-        if op == "in":
-            clause, values = _any_of(field, column, kind, value)
-        else:
-            value = _COERCE[kind](field, value)
-            clause, values = _compare(field, column, kind, op, value), [value]
-        clauses.append(clause)
-        params.extend(values)
+        for one in _conditions(field, cond):
+            op, value = _operator_and_value(field, kind, one)
+            if op == "in":
+                clause, values = _any_of(field, column, kind, value)
+            else:
+                value = _COERCE[kind](field, value)
+                clause, values = _compare(field, column, kind, op, value), [value]
+            clauses.append(clause)
+            params.extend(values)
     return " AND ".join(clauses), params
 
 
@@ -157,7 +180,8 @@ _EXPR = re.compile(r"^\s*([A-Za-z_]+)\s*(<=|>=|!=|=|<|>|~)\s*(.+?)\s*$")
 
 
 def parse(expressions: list[str]) -> dict[str, Any]:
-    """CLI form: ["license=mit", "params<5e6", "tags=digits", "source~recipe", "indexed_at>=2026-11-01"] into a dict."""
+    """CLI form: ["license=mit", "params<5e6", "tags=digits", "source~recipe", "indexed_at>=2026-11-01"] into a dict.
+    A field given more than once must meet every condition: ["params>100", "params<1e6"] is a range."""
     where: dict[str, Any] = {}
     for expr in expressions:
         if not isinstance(expr, str):
@@ -166,10 +190,15 @@ def parse(expressions: list[str]) -> dict[str, Any]:
         if not m:
             raise FilterError(f"cannot read filter {expr!r}: write FIELD OP VALUE, e.g. license=mit or params<5e6")
         field, op, value = m.groups()
-        if field in where:
-            raise FilterError(f"filter field {field!r} given twice")
         if op == "=" and "," in value:
-            where[field] = [v.strip() for v in value.split(",")]
+            cond: Any = [v.strip() for v in value.split(",")]
         else:
-            where[field] = ("contains" if op == "~" else op, value)
+            cond = ("contains" if op == "~" else op, value)
+        if field not in where:
+            where[field] = cond
+            continue
+        first = where[field]
+        conditions = first if isinstance(first, list) and first and isinstance(first[0], tuple) else [
+            ("in", first) if isinstance(first, list) else first]
+        where[field] = [*conditions, ("in", cond) if isinstance(cond, list) else cond]
     return where

@@ -81,19 +81,25 @@ def inside(folder: Path, name: str) -> Path | None:
 
 Loader = Callable[[ModelSource], BlackBoxModel]
 Detector = Callable[[Path], "Inferred | None"]
+# (folder, adapter entry) -> (parameter count, where it was read), or None; reads weight files, never runs model code
+ParamCounter = Callable[[Path, dict], "tuple[int, str] | None"]
 _LOADERS: dict[str, Loader] = {}  # zoo2vec's own formats, filled by this package's modules as they are imported
 _DETECTORS: dict[str, tuple[int, Detector]] = {}  # kind -> (priority, detector); lower priority is asked first
 _EXPECTS: dict[str, str] = {}  # kind -> what a folder of that format holds, for the error that lists them
+_PARAM_COUNTERS: dict[str, ParamCounter] = {}  # kind -> how to count a model's parameters from its weight files
 
 
-def register(kind: str, *, detect: Detector | None = None, expects: str = "", priority: int = 50
-             ) -> Callable[[Loader], Loader]:
+def register(kind: str, *, detect: Detector | None = None, expects: str = "", priority: int = 50,
+             params: ParamCounter | None = None) -> Callable[[Loader], Loader]:
     """Decorator: make `loader` the way to open models whose card says adapter.kind == kind. `detect` recognises a
     folder of this format without a card (`expects` says in a few words what it looks for); a format that others
-    contain (a Hugging Face cache snapshot holds a transformers folder) asks first with a lower `priority`."""
+    contain (a Hugging Face cache snapshot holds a transformers folder) asks first with a lower `priority`.
+    `params` counts a model's parameters from its weight files when neither its card nor its detector says them."""
 
     def add(loader: Loader) -> Loader:
         _LOADERS[kind] = loader
+        if params is not None:
+            _PARAM_COUNTERS[kind] = params
         if detect is not None:
             _DETECTORS[kind] = (priority, detect)
         _EXPECTS[kind] = expects or "a card.json whose adapter entry names it"
@@ -204,7 +210,24 @@ def read_card(folder: Path, name: str | None = None) -> ResolvedCard:
         if key == "adapter" and isinstance(value, dict) and isinstance(fields.get("adapter"), dict):
             value = {**fields["adapter"], **value}
         fields[key], origin[key] = value, CARD_FILE
+    if fields.get("params") is None:
+        counted = count_params(folder, fields.get("adapter"))
+        if counted is not None:
+            fields["params"], origin["params"] = counted
     return ResolvedCard(ModelCard.from_dict(fields), origin)
+
+
+def count_params(folder: Path, adapter: Any) -> tuple[int, str] | None:
+    """A model's parameter count read from its weight files by its format's counter (no model code runs), and
+    where it was read; None when the format has no counter or its files do not say (loading will tell why)."""
+    _own()
+    counter = _PARAM_COUNTERS.get(adapter.get("kind")) if isinstance(adapter, dict) else None
+    if counter is None:
+        return None
+    try:
+        return counter(Path(folder), adapter)
+    except (ZooError, OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def written_adapter(folder: Path) -> dict[str, Any]:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from zoo2vec.errors import ZooError
 from zoo2vec.zoo import architectures
-from zoo2vec.zoo.adapters import ModelSource, register
+from zoo2vec.zoo.adapters import ModelSource, inside, register
 from zoo2vec.zoo.blackbox import TorchModel
 from zoo2vec.zoo.card import ModelCard
+from zoo2vec.zoo.hub_files import safetensors_params
 
 
 def torch_model(module, source: ModelSource) -> TorchModel:
@@ -25,7 +26,15 @@ def torch_model(module, source: ModelSource) -> TorchModel:
                       outputs=spec.get("outputs", "logits"))
 
 
-@register("safetensors")
+def count_params(folder: Path, adapter: dict) -> tuple[int, str] | None:
+    """The tensors' sizes in the weight file's JSON header: what the model holds, without building it."""
+    path = inside(folder, adapter.get("file") or "")
+    if path is None or not path.is_file() or path.suffix != ".safetensors":
+        return None
+    return safetensors_params(path), f"{path.name} header"
+
+
+@register("safetensors", params=count_params)
 def load(source: ModelSource) -> TorchModel:
     from safetensors.torch import load_file
 

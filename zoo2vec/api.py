@@ -49,6 +49,12 @@ class Zoo:
         """Every model's probe runs recorded in this snapshot's history (status and failure reasons)."""
         return self._current_snapshot.get().catalog.runs()
 
+    def failures(self):
+        """The models that fail now, once each (name, status: failed or skipped, reason, ran_at): what the latest
+        indexing run could not index. Failures of earlier runs since fixed, and of models since deleted, are not
+        in it; runs() keeps every probe run."""
+        return self._current_snapshot.get().catalog.failures()
+
     def history(self, last: int | None = None):
         """The zoo's indexing runs, newest first: start, end, executor, counts, seconds, and a `report` dict with the
         names probed, reused, removed, failed and skipped (with reasons)."""
@@ -68,10 +74,23 @@ class Zoo:
         return engine.search(snapshot, query, scorers, self.root)
 
 
+ZOO_VARIABLE = "ZOO2VEC_ZOO"
+
+
+def default_zoo() -> tuple[Path, str]:
+    """The zoo used when none is named: $ZOO2VEC_ZOO when set, else the demo zoo in the data home; and what to do
+    when it is missing. The CLI and zoo2vec.open() both ask here, so they agree."""
+    import os
+
+    named = os.environ.get(ZOO_VARIABLE, "").strip()
+    if named:
+        return Path(named).expanduser(), f"${ZOO_VARIABLE} names it; point it at a zoo folder, or unset it"
+    return settings.demo_zoo_path(), "build the demo zoo with `zoo2vec demo --no-app`"
+
+
 def open(path: str | Path | None = None, *, alignment: str | None = None, words: str | None = None) -> Zoo:  # noqa: A001 - zoo2vec.open mirrors the built-in's shape on purpose
-    """Open a zoo folder (default: the demo zoo in the data home). Does not index it."""
-    root = Path(path) if path is not None else settings.demo_zoo_path()
+    """Open a zoo folder (default: $ZOO2VEC_ZOO, else the demo zoo in the data home). Does not index it."""
+    root, hint = (Path(path), "check the path") if path is not None else default_zoo()
     if not root.is_dir():
-        hint = "build the demo zoo with `zoo2vec demo --no-app`" if path is None else "check the path"
         raise ZooError(f"no zoo at {root}: {hint}")
     return Zoo(root, alignment, words)

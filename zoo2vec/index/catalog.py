@@ -287,6 +287,19 @@ class Catalog:
         runs["report"] = [json.loads(r) for r in runs["report"]]
         return runs
 
+    def failures(self):
+        """The models that fail now, once each: those the latest run could not index (failed, or skipped as no
+        classifier), with its reasons. Every run tries each failed model of the zoo again and a model since
+        deleted is tried no more, so older runs' failures are either fixed, repeated here, or gone with the model."""
+        latest = self.con.execute(
+            "SELECT snapshot_id FROM index_runs ORDER BY started_at DESC LIMIT 1").fetchone()
+        if latest is None:  # no run history: the newest probe run's snapshot
+            latest = self.con.execute("SELECT snapshot_id FROM probe_runs ORDER BY ran_at DESC LIMIT 1").fetchone()
+        return self.con.execute(
+            "SELECT name, status, reason, ran_at FROM probe_runs WHERE snapshot_id = ? AND status <> 'ok' "
+            "QUALIFY row_number() OVER (PARTITION BY name ORDER BY ran_at DESC) = 1 ORDER BY name",
+            [latest[0] if latest else None]).df()
+
     def runs(self, snapshot_id: str | None = None):
         sql = "SELECT snapshot_id, name, fingerprint, status, reason, seconds, ran_at FROM probe_runs"
         if snapshot_id is None:

@@ -28,15 +28,34 @@ class Group(click.Group):
             raise UserError(str(exc)) from None
 
 
-def _zoo_option(f):
-    return click.option("--zoo", "zoo_path", type=click.Path(path_type=Path), default=None,
-                        help="Zoo folder (default: $ZOO2VEC_ZOO, else the demo zoo in $ZOO2VEC_HOME).")(f)
+def _zoo_arguments(f):
+    """Every command that works on a zoo names it the same three ways: `zoo2vec CMD ZOO`, `zoo2vec CMD --zoo ZOO`,
+    or neither ($ZOO2VEC_ZOO, else the demo zoo in $ZOO2VEC_HOME), as zoo2vec.open() does."""
+    f = click.option("--zoo", "zoo_option", type=click.Path(path_type=Path), default=None,
+                     help="The zoo folder, as the ZOO argument (default: $ZOO2VEC_ZOO, else the demo zoo in "
+                          "$ZOO2VEC_HOME).")(f)
+    return click.argument("zoo_path", required=False, type=click.Path(path_type=Path))(f)
 
 
-def _zoo_path(zoo_path: Path | None) -> Path:
-    if zoo_path is not None:
-        return zoo_path
-    return Path(os.environ["ZOO2VEC_ZOO"]) if os.environ.get("ZOO2VEC_ZOO") else settings.demo_zoo_path()
+def _named_zoo(zoo_path: Path | None, zoo_option: Path | None) -> Path | None:
+    """The zoo the command line names (the ZOO argument or --zoo), None when it names none."""
+    if zoo_path is not None and zoo_option is not None and zoo_path != zoo_option:
+        raise UserError(f"two zoos given: {zoo_path} and --zoo {zoo_option}; name one")
+    return zoo_path if zoo_path is not None else zoo_option
+
+
+def _zoo_path(zoo_path: Path | None, zoo_option: Path | None = None) -> Path:
+    from zoo2vec.api import default_zoo
+
+    named = _named_zoo(zoo_path, zoo_option)
+    return named if named is not None else default_zoo()[0]
+
+
+def _open(zoo_path: Path | None, zoo_option: Path | None):
+    """zoo2vec.open() of the named zoo, or of the default one (whose error then says where the default came from)."""
+    import zoo2vec
+
+    return zoo2vec.open(_named_zoo(zoo_path, zoo_option))
 
 
 @click.group(cls=Group)
@@ -84,7 +103,8 @@ def _build_demo(root: Path):
 @main.command()
 @click.option("--no-app", is_flag=True, help="Build and index only; print a sample search instead of starting the app.")
 @click.option("--port", default=8501, show_default=True, help="Port for the app.")
-def demo(no_app: bool, port: int):
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the app listens on.")
+def demo(no_app: bool, port: int, host: str):
     """Build the demo zoo (44 real models in every format it reads), index it, and start the search app."""
     root = settings.demo_zoo_path()
     _build_demo(root)
@@ -95,7 +115,7 @@ def demo(no_app: bool, port: int):
         click.echo('\nzoo2vec search --text "handwritten digit recognition"')
         click.echo(str(zoo2vec.open(root).search(text="handwritten digit recognition", k=5)))
         return
-    _serve(root, port)
+    _serve(root, port, host)
 
 
 def _default_hf_cache() -> str:
@@ -105,7 +125,7 @@ def _default_hf_cache() -> str:
 
 
 @main.command()
-@click.argument("zoo_path", required=False, type=click.Path(path_type=Path))
+@_zoo_arguments
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds a model may take on the probe set.")
 @click.option("--trust-pickle", is_flag=True, help="Allow pickled checkpoints (they can run arbitrary code).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -124,14 +144,14 @@ def _default_hf_cache() -> str:
 @click.option("--schedule", default=None, metavar="CRON",
               help="Run on a cron expression in the foreground, e.g. '0 2 * * *' (every night at 02:00), until Ctrl-C.")
 @click.option("--max-runs", type=click.IntRange(min=1), default=None, help="With --schedule: stop after N runs.")
-def index(zoo_path: Path | None, timeout: float, trust_pickle: bool, workers: int | None, hf_cache: str | None,
-          executor: str, address: str | None, device: str, as_json: bool, schedule: str | None, max_runs: int | None):
+def index(zoo_path: Path | None, zoo_option: Path | None, timeout: float, trust_pickle: bool, workers: int | None,
+          hf_cache: str | None, executor: str, address: str | None, device: str, as_json: bool, schedule: str | None, max_runs: int | None):
     """Probe new or changed models of a zoo and publish a new index snapshot.
 
     Exit code 0: every model indexed (or skipped, not being a classifier); 1: some failed (recorded, the rest
     published; they are tried again next run); 2: bad input or configuration. Old snapshots beyond the newest
     $ZOO2VEC_KEEP_SNAPSHOTS (default 3) and probe outputs no model uses any more are deleted after each run."""
-    root = _zoo_path(zoo_path)
+    root = _zoo_path(zoo_path, zoo_option)
     if max_runs is not None and schedule is None:
         raise UserError("--max-runs goes with --schedule")
     if hf_cache is not None:
@@ -186,19 +206,24 @@ def card(path: Path, as_json: bool):
 
 
 @main.command()
-@_zoo_option
+@_zoo_arguments
 @click.option("--task", "task_path", type=click.Path(path_type=Path), help="Labelled samples: folder, .zip, .csv, .tsv or .parquet.")
 @click.option("--text", help="What you need, in words.")
 @click.option("-k", default=5, show_default=True, help="How many models to return.")
 @click.option("--where", "where", multiple=True, metavar="FIELD OP VALUE",
-              help="Filter, repeatable: license=mit, params<5e6, tags=digits, modality=image, source~demo.")
+              help="Filter, repeatable; a field given twice meets both: license=mit, params<5e6, tags=digits, "
+                   "modality=image, source~demo, --where 'params>100' --where 'params<1e6'. A model with no known "
+                   "parameter count is left out by any params filter.")
 @click.option("--text-column", default="text", show_default=True, help="Text column of a table task.")
 @click.option("--label-column", default="label", show_default=True, help="Label column of a table task.")
-@click.option("--json", "as_json", is_flag=True, help="Print results as JSON lines.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print each result as one JSON line, every field (license, params, modality, verify_error...).")
+@click.option("--long", "long_", is_flag=True, help="Print each result's whole explanation under its row.")
 @click.option("--verify", default=0, show_default=True, metavar="N",
               help="Run the first N candidates on the task's samples and re-rank them by measured accuracy.")
-def search(zoo_path, task_path, text, k, where, text_column, label_column, as_json, verify):
-    """Rank the zoo's models for a task and/or a text query."""
+def search(zoo_path, zoo_option, task_path, text, k, where, text_column, label_column, as_json, long_, verify):
+    """Rank the zoo's models for a task and/or a text query: a table of rank, model, predicted score, modality,
+    license, params and the start of why (--long: all of it; --json: every field)."""
     import zoo2vec
     from zoo2vec.index.filters import parse
 
@@ -209,45 +234,57 @@ def search(zoo_path, task_path, text, k, where, text_column, label_column, as_js
     task = None
     if task_path is not None:
         task = zoo2vec.Task.from_path(task_path, text_column=text_column, label_column=label_column)
-    results = zoo2vec.open(_zoo_path(zoo_path)).search(task, text, k=k, where=parse(list(where)), verify=verify)
+    zoo = _open(zoo_path, zoo_option)
+    conditions = parse(list(where))
+    results = zoo.search(task, text, k=k, where=conditions, verify=verify)
+    if "params" in conditions:
+        unknown = int(zoo.models()["params"].isna().sum())
+        if unknown:
+            click.echo(f"note: {unknown} model(s) with no known parameter count are left out by the params filter",
+                       err=True)
     if as_json:
         for r in results:
-            click.echo(json.dumps({"rank": r.rank, "model": r.name, "score": r.score, "measured": r.measured,
-                                   "kernel_alignment": r.kernel_alignment,
-                                   "concept_match": r.concept_match, "text_similarity": r.text_similarity,
-                                   "words_score": r.words_score, "shares": r.shares, "why": r.why}))
+            click.echo(json.dumps(r.to_dict()))
     else:
-        click.echo(str(results))
+        click.echo(results.table(long=long_))
 
 
 @main.command()
-@_zoo_option
-@click.option("--failed", is_flag=True, help="Show the probe runs that failed or were skipped, with their reasons.")
-def models(zoo_path, failed):
-    """List the indexed models (or the failed probe runs)."""
+@_zoo_arguments
+@click.option("--failed", is_flag=True,
+              help="Show the models that fail now (failed or skipped in the latest run), once each, with the reason.")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON records (every column).")
+def models(zoo_path, zoo_option, failed, as_json):
+    """List the indexed models (or the models that fail now)."""
     import pandas as pd
 
-    import zoo2vec
+    from zoo2vec.search.results import params_shown
 
-    zoo = zoo2vec.open(_zoo_path(zoo_path))
-    with pd.option_context("display.width", 200, "display.max_rows", 500, "display.max_colwidth", 60):
+    zoo = _open(zoo_path, zoo_option)
+    table = zoo.failures() if failed else zoo.models()
+    if as_json:
+        click.echo(table.to_json(orient="records", date_format="iso"))
+        return
+    if table.empty:
+        click.echo("no failed models" if failed else "no indexed models")
+        return
+    with pd.option_context("display.width", 200, "display.max_rows", None, "display.max_colwidth", 60):
         if failed:
-            runs = zoo.runs()
-            runs = runs[runs.status.isin(["failed", "skipped"])]
-            click.echo(runs[["name", "status", "reason", "ran_at"]].to_string(index=False))
+            table["reason"] = [" ".join(str(r).split()) for r in table["reason"]]  # one line each; --json has it whole
+            click.echo(table[["name", "status", "reason", "ran_at"]].to_string(index=False))
         else:
-            click.echo(zoo.models()[["name", "modality", "license", "params", "tags"]].to_string(index=False))
+            table["params"] = table["params"].map(params_shown)
+            table["tags"] = table["tags"].map(lambda tags: ",".join(tags) if tags is not None else "")
+            click.echo(table[["name", "modality", "license", "params", "tags"]].to_string(index=False))
 
 
 @main.command()
-@click.argument("zoo_path", required=False, type=click.Path(path_type=Path))
+@_zoo_arguments
 @click.option("--last", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON (with every name and reason).")
-def runs(zoo_path: Path | None, last: int, as_json: bool):
+def runs(zoo_path: Path | None, zoo_option: Path | None, last: int, as_json: bool):
     """The zoo's indexing runs, newest first: when, where, what was probed, reused, failed and removed."""
-    import zoo2vec
-
-    history = zoo2vec.open(_zoo_path(zoo_path)).history(last)
+    history = _open(zoo_path, zoo_option).history(last)
     if as_json:
         for column in ("started_at", "ended_at"):
             history[column] = history[column].map(lambda t: t.isoformat())
@@ -368,7 +405,7 @@ def train_text(config_name):
                f"wrote {moe.checkpoint_dir(sidecar['config'])}")
 
 
-def _serve(root: Path, port: int):
+def _serve(root: Path, port: int, host: str = "127.0.0.1"):
     import subprocess
 
     from zoo2vec.errors import require
@@ -376,10 +413,11 @@ def _serve(root: Path, port: int):
     require("streamlit", "ui")
     app = Path(__file__).parent / "ui" / "app.py"
     env = dict(os.environ, ZOO2VEC_ZOO=str(root))
-    click.echo(f"zoo2vec app on http://localhost:{port} (Ctrl-C to stop)", err=True)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"zoo2vec app on http://{shown}:{port} (Ctrl-C to stop)", err=True)
     upload_mb = max(1, -(-settings.MAX_FILE_BYTES.get() // 2**20))  # Streamlit refuses a bigger upload before reading it
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
-           "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.maxUploadSize", str(upload_mb)]
+           "--server.address", host, "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.maxUploadSize", str(upload_mb)]
     try:
         subprocess.run(cmd, env=env, check=False)
     except KeyboardInterrupt:
@@ -387,14 +425,16 @@ def _serve(root: Path, port: int):
 
 
 @main.command()
-@_zoo_option
+@_zoo_arguments
 @click.option("--port", default=8501, show_default=True)
-def serve(zoo_path, port):
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 opens the app to every machine that can reach this one.")
+def serve(zoo_path, zoo_option, port, host):
     """Start the Streamlit search app on a zoo."""
-    root = _zoo_path(zoo_path)
+    root = _zoo_path(zoo_path, zoo_option)
     if not root.is_dir():
-        raise UserError(f"no zoo at {root}: run `zoo2vec demo --no-app` or pass --zoo")
-    _serve(root, port)
+        raise UserError(f"no zoo at {root}: run `zoo2vec demo --no-app`, or name one (zoo2vec serve ZOO)")
+    _serve(root, port, host)
 
 
 if __name__ == "__main__":

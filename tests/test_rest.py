@@ -281,3 +281,33 @@ def test_a_missing_extra_is_named(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "fastapi", None)  # as if not installed: importing it raises ImportError
     with pytest.raises(zoo2vec.MissingExtraError, match=r"zoo2vec\[api\]"):
         create_app(tmp_path)
+
+
+def test_zoo2vec_api_serves_the_zoo_on_loopback(zoo_root):
+    import subprocess
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    cli = [sys.executable, "-c", "from zoo2vec.cli import main; main()"]
+    proc = subprocess.Popen([*cli, "api", str(zoo_root), "--port", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stderr.read()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "zoo2vec api did not answer"
+            time.sleep(0.5)
+        found = httpx.post(f"http://127.0.0.1:{port}/search", json={"text": "news topics", "k": 2}, timeout=120)
+        assert found.status_code == 200 and len(found.json()["results"]) == 2
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    missing = subprocess.run([*cli, "api", str(zoo_root / "nowhere")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "no zoo at" in missing.stderr

@@ -437,5 +437,21 @@ def serve(zoo_path, zoo_option, port, host):
     _serve(root, port, host)
 
 
+@main.command("api")
+@_zoo_arguments
+@click.option("--port", default=8000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 opens the endpoint to every machine that can reach this one.")
+def api_(zoo_path, zoo_option, port, host):
+    """Start the REST search endpoint on a zoo (JSON in and out; see README, REST endpoint)."""
+    from zoo2vec.rest import serve as serve_rest
+
+    root = _zoo_path(zoo_path, zoo_option)
+    if not root.is_dir():
+        raise UserError(f"no zoo at {root}: run `zoo2vec demo --no-app`, or name one (zoo2vec api ZOO)")
+    click.echo(f"zoo2vec REST endpoint on http://{host}:{port} (Ctrl-C to stop)", err=True)
+    serve_rest(root, host=host, port=port)
+
+
 if __name__ == "__main__":
     main()

@@ -23,7 +23,7 @@ def test_kill9_trials_resume_and_leave_nothing_behind(tiny_zoo):
 def test_queries_during_swaps_all_answer_the_same(tiny_zoo):
     before = SnapshotStore(tiny_zoo).current().name
     out = crash_trials.swaps(tiny_zoo, 3, min_queries=60)
-    assert out["child_exit"] == 0 and out["swaps"] == 3, out
+    assert out["child_exit"] == 0 and out["swaps"] >= 3, out
     assert out["queries"] >= 60 and out["failed"] == 0 and out["wrong"] == 0, out["errors"]
     assert SnapshotStore(tiny_zoo).current().name != before
 

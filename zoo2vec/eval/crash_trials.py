@@ -3,8 +3,8 @@
 kill9   `zoo2vec index` killed with SIGKILL at random moments of a full run; after each kill a new run must finish
         with every model indexed, re-run no model whose outputs the killed run had cached, and leave no orphaned
         snapshot, temporary file, held lock or live worker; searches against the published snapshot answer as before.
-swaps   queries issued from this process while `zoo2vec index` publishes snapshot after snapshot in another; every
-        query must answer, and answer what it answered before the swaps (the zoo's models do not change).
+swaps   queries issued from this process while `zoo2vec index` publishes snapshot after snapshot in another (every
+        query counted is issued while that process runs); each must answer what it answered before the swaps.
 
 Both drive the real CLI in child processes (the indexing job owns the index; this process only reads it).
 """
@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -180,8 +181,9 @@ def kill9(root: Path, trials: int, *, seed: int = 0, workers: int = 2,
 
 
 def swaps(root: Path, n_swaps: int, *, min_queries: int = 1000, progress: Callable[[str], None] | None = None) -> dict:
-    """Queries from this process while a child process runs `zoo2vec index root` `n_swaps` times (each publishes a
-    new snapshot of the same models), and on until `min_queries` were issued. Counts queries that raised and that
+    """Queries from this process while a child process runs `zoo2vec index root` again and again (each run publishes
+    a new snapshot of the same models), until the child has published `n_swaps` snapshots and `min_queries` queries
+    were issued while it ran; the child stops between two runs when asked. Counts queries that raised and that
     answered differently from before the swaps."""
     import zoo2vec
     from zoo2vec.index.snapshots import SnapshotStore
@@ -190,16 +192,20 @@ def swaps(root: Path, n_swaps: int, *, min_queries: int = 1000, progress: Callab
     reader = zoo2vec.open(root)
     expected = answers(reader)
     store = SnapshotStore(root)
-    script = ("import sys\nfrom zoo2vec.jobs.indexing import run_index\n"
-              "for i in range(int(sys.argv[2])):\n    run_index(sys.argv[1], workers=1)\n"
-              "    print(i + 1, flush=True)\n")
+    stop = Path(tempfile.mkdtemp(prefix="zoo2vec-swaps-")) / "stop"
+    script = ("import sys, pathlib\nfrom zoo2vec.jobs.indexing import run_index\n"
+              "stop = pathlib.Path(sys.argv[2])\nwhile not stop.exists():\n"
+              "    run_index(sys.argv[1], workers=1)\n    print(run_index.__name__, flush=True)\n")
     seen = {store.current().name}
     out = {"queries": 0, "swaps": 0, "failed": 0, "wrong": 0, "errors": []}
     log = tempfile.TemporaryFile("w+")  # not a pipe: a child that writes much to a pipe no one reads blocks
-    child = subprocess.Popen([sys.executable, "-c", script, str(root), str(n_swaps)], stdout=subprocess.PIPE,
+    child = subprocess.Popen([sys.executable, "-c", script, str(root), str(stop)], stdout=subprocess.PIPE,
                              stderr=log, text=True)
+    published = []
+    reading = threading.Thread(target=lambda: published.extend(child.stdout), daemon=True)  # one line per publish
+    reading.start()
     started = time.perf_counter()
-    while child.poll() is None or out["queries"] < min_queries:
+    while child.poll() is None and (len(published) < n_swaps or out["queries"] < min_queries):
         for query, before in zip(QUERIES, expected):
             out["queries"] += 1
             try:
@@ -214,13 +220,17 @@ def swaps(root: Path, n_swaps: int, *, min_queries: int = 1000, progress: Callab
         if current is not None:
             seen.add(current.name)
         if out["queries"] % 500 < len(QUERIES):
-            say(f"{out['queries']} queries, {len(seen) - 1} swaps seen")
-    published, _ = child.communicate()
+            say(f"{out['queries']} queries, {len(published)} snapshots published, {len(seen) - 1} seen")
+    stop.touch()
+    child.wait()
+    reading.join(10)
+    stop.unlink(missing_ok=True)
+    stop.parent.rmdir()
     log.seek(0)
     errors = log.read()
     log.close()
-    out["swaps"] = len(published.split())  # the child prints one line per snapshot it published
-    out["swaps_seen"] = len(seen) - 1  # of which this reader saw as current between two queries
+    out["swaps"] = len(published)  # every query above was issued while the child was still publishing
+    out["swaps_seen"] = len(seen) - 1  # of which this reader saw as current between two batches of queries
     out["child_exit"] = child.returncode
     out["child_error"] = errors.strip().splitlines()[-1:] if child.returncode else []
     out["seconds"] = time.perf_counter() - started

@@ -431,10 +431,15 @@ def _serve(root: Path, port: int, host: str = "127.0.0.1"):
               help="Address to listen on; 0.0.0.0 opens the app to every machine that can reach this one.")
 def serve(zoo_path, zoo_option, port, host):
     """Start the Streamlit search app on a zoo."""
+    _serve(_existing_zoo(zoo_path, zoo_option, "serve"), port, host)
+
+
+def _existing_zoo(zoo_path, zoo_option, command: str) -> Path:
+    """The zoo a serving command names (as _zoo_path resolves it), which must exist."""
     root = _zoo_path(zoo_path, zoo_option)
     if not root.is_dir():
-        raise UserError(f"no zoo at {root}: run `zoo2vec demo --no-app`, or name one (zoo2vec serve ZOO)")
-    _serve(root, port, host)
+        raise UserError(f"no zoo at {root}: run `zoo2vec demo --no-app`, or name one (zoo2vec {command} ZOO)")
+    return root
 
 
 @main.command("api")
@@ -446,9 +451,7 @@ def api_(zoo_path, zoo_option, port, host):
     """Start the REST search endpoint on a zoo (JSON in and out; see README, REST endpoint)."""
     from zoo2vec.rest import serve as serve_rest
 
-    root = _zoo_path(zoo_path, zoo_option)
-    if not root.is_dir():
-        raise UserError(f"no zoo at {root}: run `zoo2vec demo --no-app`, or name one (zoo2vec api ZOO)")
+    root = _existing_zoo(zoo_path, zoo_option, "api")
     click.echo(f"zoo2vec REST endpoint on http://{host}:{port} (Ctrl-C to stop)", err=True)
     serve_rest(root, host=host, port=port)
 

@@ -121,7 +121,7 @@ def test_an_interrupted_run_stops_its_workers(tiny_zoo, monkeypatch):
         seen.update(_children())
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("zoo2vec.jobs.indexing._ProbeContext.probes", interrupt)
+    monkeypatch.setattr("zoo2vec.jobs.indexing._ProbeContext.embeddings", interrupt)
     current = ZooLayout(tiny_zoo).state / "CURRENT"
     published = current.read_text()
     with pytest.raises(KeyboardInterrupt):

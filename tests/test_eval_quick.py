@@ -149,7 +149,8 @@ def test_probe_sets_never_draw_from_held_out_datasets():
 def test_train_align_reaches_training_on_the_quick_benchmark(quick, tmp_path, monkeypatch):
     """`zoo2vec train-align` on the quick run's cached zoo and ground truth gets through the preparation (it once
     crashed there: its progress callback reached prepare() as the wrong argument) and writes a checkpoint that
-    scores with every pair feature; its record names the meta-training tasks it learned from, transformed ones too."""
+    scores with every pair feature; by default it is the packaged default's recipe: fitted on the plain meta-training
+    tasks only (its record names them) and blended with the untrained score."""
     from zoo2vec.encoders import alignment
 
     _, _, _, home = quick
@@ -158,5 +159,6 @@ def test_train_align_reaches_training_on_the_quick_benchmark(quick, tmp_path, mo
     assert "measuring ground truth" in result.output
     assert result.exit_code == 0, result.output
     scorer = alignment.load(str(tmp_path / "align.json"))
-    assert scorer.features == alignment.FEATURES and not scorer.untrained
-    assert any("-" in t.rsplit("/", 1)[1] for t in scorer.trained_on["tasks"])  # e.g. "mpqa/lower-0"
+    assert scorer.features == alignment.FEATURES and not scorer.untrained and scorer.blend == 0.75
+    assert scorer.trained_on["plain_only"] and scorer.trained_on["tasks"]
+    assert not any("-" in t.rsplit("/", 1)[1] for t in scorer.trained_on["tasks"])  # no "mpqa/lower-0"

@@ -217,8 +217,8 @@ def test_models_json_and_table(tiny_zoo_master):
     assert table[[line.split()[0] for line in table].index("digits8-linear")].split()[3] == "650"
 
 
-def test_every_command_names_the_zoo_the_same_ways(tiny_zoo_master, tmp_path, monkeypatch):
-    zoo = str(tiny_zoo_master)
+def test_every_command_names_the_zoo_the_same_ways(tiny_zoo, tmp_path, monkeypatch):
+    zoo = str(tiny_zoo)  # a private copy: the test indexes it, and the session's shared zoo must keep one snapshot
     forms = {"argument": [zoo], "option": ["--zoo", zoo], "both": [zoo, "--zoo", zoo], "environment": []}
     for name, form in forms.items():
         if name == "environment":

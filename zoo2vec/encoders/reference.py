@@ -37,9 +37,9 @@ def identity(name: str) -> str:
 def embed(name: str, samples) -> np.ndarray:
     """Embed images ((C, H, W) arrays) or texts with the named reference encoder; rows are unit norm."""
     if name == "minilm-v1":
-        from zoo2vec.zoo.sentence import sentence_encoder
+        from zoo2vec.zoo.sentence import reference_encoder
 
-        return _unit(sentence_encoder().encode(list(samples), memo=False))
+        return _unit(reference_encoder().encode(list(samples), memo=False))
     if name == "clip-v1":
         from zoo2vec.encoders import clip
 
@@ -66,9 +66,9 @@ def embed_words(name: str, texts) -> np.ndarray | None:
 def embed_text(texts, *, memo: bool = False) -> np.ndarray:
     """Sentence embeddings for card text and text queries (MiniLM); memo=True for short strings that recur
     (label names), which are then embedded once per process."""
-    from zoo2vec.zoo.sentence import sentence_encoder
+    from zoo2vec.zoo.sentence import reference_encoder
 
-    return _unit(sentence_encoder().encode(list(texts), memo=memo))
+    return _unit(reference_encoder().encode(list(texts), memo=memo))
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -1,7 +1,18 @@
-"""Sentence-transformers encoders, loaded offline and shared, and the encoder-plus-head text model."""
+"""Sentence-transformers encoders, loaded offline and shared, and the encoder-plus-head text model.
+
+The reference space's sentences (text queries, text samples, label names) are embedded in the search process. There
+sentence-transformers costs seconds and a GB just to import torch, so `reference_encoder` answers from an ONNX export of
+the same network instead (onnxruntime and tokenizers, a few hundred ms): the export is written once, by the first process
+that loads the encoder through sentence-transformers (the indexing job does), under the data home, and gives the same
+vectors (cosine 1 - 1e-7). Model code never takes this path: text classifiers keep their own encoder.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -9,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo2vec import settings
 from zoo2vec.errors import ConfigError
 from zoo2vec.zoo.blackbox import device
 from zoo2vec.zoo.card import ModelCard
@@ -16,6 +28,10 @@ from zoo2vec.zoo.card import ModelCard
 MINILM = "all-MiniLM-L6-v2"
 _models: dict[str, object] = {}
 _lock = threading.Lock()
+log = logging.getLogger(__name__)
+# the pipeline an ONNX export reproduces: a transformer, mean pooling over its tokens, unit length
+_EXPORTABLE = ("sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling",
+               "sentence_transformers.models.Normalize")
 
 
 def encoder_path(name: str) -> Path:
@@ -48,19 +64,16 @@ def quiet_loading():
             hf_logging.enable_progress_bar()
 
 
-class SentenceEncoder:
-    """One loaded sentence-transformers model with an in-process memo of embeddings.
+class _Memoised:
+    """Unit-norm sentence embeddings with an in-process memo; subclasses embed (`_encode`).
 
     Probing runs many heads over one backbone on the same probe texts; the memo makes that one pass.
     """
 
-    def __init__(self, name: str, *, memo_size: int = 50_000, max_seq_length: int = 128):
-        import sentence_transformers as st
-        self.name = name
-        with quiet_loading():
-            self.model = st.SentenceTransformer(str(encoder_path(name)), device=device(), local_files_only=True)
-        self.model.max_seq_length = max_seq_length
-        self.dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension()
+    name: str
+    dim: int
+
+    def __init__(self, memo_size: int):
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
         self._memo_size = memo_size
 
@@ -78,17 +91,155 @@ class SentenceEncoder:
         return out
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class SentenceEncoder(_Memoised):
+    """One loaded sentence-transformers model (torch), memoised."""
+
+    def __init__(self, name: str, *, memo_size: int = 50_000, max_seq_length: int = 128):
+        import sentence_transformers as st
+
+        super().__init__(memo_size)
+        self.name = name
+        with quiet_loading():
+            self.model = st.SentenceTransformer(str(encoder_path(name)), device=device(), local_files_only=True)
+        self.model.max_seq_length = max_seq_length
+        self.dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension()
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return self.model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
 
 
+class OnnxSentenceEncoder(_Memoised):
+    """The same encoder from its ONNX export: tokenizers' fast tokenizer, onnxruntime, mean pooling, unit length."""
+
+    def __init__(self, name: str, export: Path, *, memo_size: int = 50_000, max_seq_length: int = 128):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        super().__init__(memo_size)
+        self.name = name
+        self.tokenizer = Tokenizer.from_file(str(encoder_path(name) / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_seq_length)
+        self.tokenizer.enable_padding()
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: onnxruntime's warnings are about graph optimisations
+        self.session = ort.InferenceSession(str(export), options, providers=["CPUExecutionProvider"])
+        self.dim = int(self.session.get_outputs()[0].shape[-1])
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        out = [np.zeros((0, self.dim), dtype=np.float32)]
+        for start in range(0, len(texts), 64):
+            batch = self.tokenizer.encode_batch(texts[start:start + 64])
+            ids = np.array([e.ids for e in batch], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
+            tokens = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                             "token_type_ids": np.zeros_like(ids)})[0]
+            pooled = (tokens * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+            out.append((pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32))
+        return np.concatenate(out)
+
+
 def sentence_encoder(name: str = MINILM) -> SentenceEncoder:
-    """The process-wide encoder for `name`, loaded once."""
+    """The process-wide sentence-transformers encoder for `name`, loaded once (and exported to ONNX for later
+    processes' `reference_encoder`, where it can be)."""
     with _lock:
         if name not in _models:
             _models[name] = SentenceEncoder(name)
+            _write_export(_models[name])
         return _models[name]
+
+
+def reference_encoder(name: str = MINILM) -> _Memoised:
+    """The encoder for the reference space's sentences in this process: the ONNX export when it exists and
+    onnxruntime is installed (no torch import), else sentence-transformers (which then writes the export)."""
+    with _lock:
+        if name in _models:
+            return _models[name]
+        key = f"onnx:{name}"
+        if key not in _models:
+            export = onnx_export_path(name)
+            if export is not None and export.exists() and _onnx_available():
+                try:
+                    _models[key] = OnnxSentenceEncoder(name, export)
+                except Exception as exc:  # a damaged export: said, and the torch path answers instead
+                    log.warning("the ONNX export %s of %s cannot be loaded (%s); using sentence-transformers",
+                                export, name, exc)
+        if key in _models:
+            return _models[key]
+    return sentence_encoder(name)
+
+
+def onnx_export_path(name: str) -> Path | None:
+    """Where the ONNX export of encoder `name` lives under the data home (named by its weights' path, size and
+    modification time, so new weights mean a new export), or None when its pipeline is not one an export
+    reproduces (transformer, mean pooling, normalise)."""
+    folder = encoder_path(name)
+    try:
+        modules = json.loads((folder / "modules.json").read_text())
+        pooling = json.loads((folder / "1_Pooling" / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if tuple(m.get("type") for m in modules) != _EXPORTABLE or not pooling.get("pooling_mode_mean_tokens") or any(
+            v for k, v in pooling.items() if k.startswith("pooling_mode_") and k != "pooling_mode_mean_tokens"):
+        return None
+    weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+    signature = json.dumps([[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in weights])
+    digest = hashlib.sha256(signature.encode()).hexdigest()[:16]
+    return settings.home() / "encoders" / f"{Path(name).name}-{digest}.onnx"
+
+
+def _onnx_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+        import tokenizers  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _write_export(encoder: SentenceEncoder) -> None:
+    """Export `encoder`'s transformer to ONNX for `reference_encoder`, once; a failure only costs later processes
+    their fast start, so it is logged, not raised."""
+    try:
+        export = onnx_export_path(encoder.name)
+        if export is None or export.exists() or not _onnx_available():
+            return
+        import torch
+
+        transformer = encoder.model[0].auto_model
+
+        class _Tokens(torch.nn.Module):  # keyword arguments: the model's positional order varies between versions
+            def __init__(self, model):
+                super().__init__()
+                self.model = model
+
+            def forward(self, input_ids, attention_mask, token_type_ids):
+                return self.model(input_ids=input_ids, attention_mask=attention_mask,
+                                  token_type_ids=token_type_ids).last_hidden_state
+
+        export.parent.mkdir(parents=True, exist_ok=True)
+        partial = export.with_name(f".{export.name}.{os.getpid()}.partial")
+        ids = torch.ones(2, 8, dtype=torch.long)
+        axes = {"batch": 0, "tokens": 1}
+        dynamic = {n: {i: a for a, i in axes.items()} for n in ("input_ids", "attention_mask", "token_type_ids",
+                                                                 "last_hidden_state")}
+        import warnings
+
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_Tokens(transformer.cpu()).eval(), (ids, ids, torch.zeros_like(ids)), str(partial),
+                              input_names=["input_ids", "attention_mask", "token_type_ids"],
+                              output_names=["last_hidden_state"], dynamic_axes=dynamic, opset_version=17,
+                              dynamo=False)
+        os.replace(partial, export)  # whole or absent: a reader never opens a half-written export
+        transformer.to(device())
+    except Exception as exc:
+        log.warning("could not export %s to ONNX for fast query start-up (%s); queries load it through "
+                    "sentence-transformers instead", encoder.name, exc)
 
 
 class SentenceHeadModel:

@@ -1,0 +1,77 @@
+"""The reference space's sentence encoder answers from an ONNX export in a fresh process: same vectors, no torch."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from zoo2vec.zoo import sentence
+
+TEXTS = ["handwritten digit recognition", "news topic classification " * 80, "", "Ünïcödé 漢字 ✓", "a"]
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    """No encoder loaded yet in this process, as in a new one."""
+    monkeypatch.setattr(sentence, "_models", {})
+
+
+def test_the_first_load_writes_an_export_that_gives_the_same_vectors(fresh, isolated_home):
+    assert not list(isolated_home.glob("encoders/*.onnx"))
+    torch_side = sentence.sentence_encoder()
+    export = sentence.onnx_export_path(sentence.MINILM)
+    assert export.exists() and export.parent == isolated_home / "encoders"
+    assert not list(export.parent.glob(".*partial"))  # written whole, then renamed
+
+    sentence._models.clear()  # a later process: the export is there
+    fast = sentence.reference_encoder()
+    assert isinstance(fast, sentence.OnnxSentenceEncoder) and fast.dim == torch_side.dim == 384
+    ours, theirs = fast.encode(TEXTS, memo=False), torch_side.encode(TEXTS, memo=False)
+    assert ours.shape == theirs.shape == (len(TEXTS), 384)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)  # truncation at 128 tokens and padding included
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1, atol=1e-5)
+    np.testing.assert_array_equal(fast.encode(TEXTS[:2]), fast.encode(TEXTS[:2]))  # the memo returns what it stored
+    assert fast.encode([]).shape == (0, 384)
+
+
+def test_a_process_that_loaded_sentence_transformers_keeps_using_it(fresh):
+    loaded = sentence.sentence_encoder()
+    assert sentence.reference_encoder() is loaded  # one encoder, one memo per process
+
+
+def test_a_fresh_process_answers_a_text_query_without_importing_torch(fresh, isolated_home):
+    sentence.sentence_encoder()  # writes the export, as the indexing job does
+    script = ("import sys\nfrom zoo2vec.encoders.reference import embed_text\n"
+              "v = embed_text(['digits'])\nprint(v.shape, 'torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "ZOO2VEC_HOME": str(isolated_home)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == "(1, 384) False", done.stdout
+
+
+def test_a_damaged_export_is_said_and_sentence_transformers_answers(fresh, caplog):
+    export = sentence.onnx_export_path(sentence.MINILM)
+    export.parent.mkdir(parents=True)
+    export.write_bytes(b"not an onnx graph")
+    with caplog.at_level(logging.WARNING, logger="zoo2vec.zoo.sentence"):
+        encoder = sentence.reference_encoder()
+    assert isinstance(encoder, sentence.SentenceEncoder)
+    assert "cannot be loaded" in caplog.text and str(export) in caplog.text
+
+
+def test_an_encoder_with_other_pooling_gets_no_export(tmp_path):
+    folder = tmp_path / "cls-pooled"
+    (folder / "1_Pooling").mkdir(parents=True)
+    (folder / "modules.json").write_text(json.dumps([{"type": t} for t in sentence._EXPORTABLE]))
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True,
+                                                                  "pooling_mode_mean_tokens": False}))
+    assert sentence.onnx_export_path(str(folder)) is None
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    (folder / "model.safetensors").write_bytes(b"x")
+    first = sentence.onnx_export_path(str(folder))
+    (folder / "model.safetensors").write_bytes(b"xy")  # new weights: a new export
+    assert first is not None and sentence.onnx_export_path(str(folder)) != first

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,26 @@ from zoo2vec.search.query import Query
 from zoo2vec.search.results import SearchResult, SearchResults
 from zoo2vec.search.snapshot import CurrentSnapshot
 
-__all__ = ["SearchResult", "SearchResults", "Zoo", "open"]  # the results are re-exported: code imports them from here
+__all__ = ["ModelDetails", "SearchResult", "SearchResults", "Zoo", "open"]  # the results are re-exported: code imports them from here
+
+
+@dataclass(frozen=True)
+class ModelDetails:
+    """One indexed model as its page shows it: the card (and where each field came from), what probing found it to
+    know, how it behaved on the probe set, the models nearest it, and its indexing history."""
+
+    name: str
+    card: dict[str, Any]  # the card it was indexed with
+    origin: dict[str, str]  # card field -> where it was read (card.json, a file of the model...); {} when unknown
+    concepts: Any  # DataFrame: label, labelled (the card names it), mass (mean P(class) over the probe set)
+    confidence: float  # mean top-class probability on the probe set
+    entropy: float  # mean entropy of its outputs on the probe set (nats)
+    top_probability: Any = field(repr=False)  # ndarray (probe inputs,): the top-class probability on each probe input
+    nearest: Any = field(repr=False)  # DataFrame: name, similarity (cosine of knowledge vectors), same modality only
+    runs: Any = field(repr=False)  # DataFrame: this model's probe runs (snapshot_id, status, reason, seconds, ran_at)
+    # its latest failed (or skipped) probe run: snapshot_id, status, reason, seconds, ran_at; None when none failed.
+    # A model that fails now is not indexed (Zoo.failures() lists it): this is a failure since fixed.
+    failure: dict[str, Any] | None = None
 
 
 class Zoo:
@@ -59,6 +79,77 @@ class Zoo:
         """The zoo's indexing runs, newest first: start, end, executor, counts, seconds, and a `report` dict with the
         names probed, reused, removed, failed and skipped (with reasons)."""
         return self._current_snapshot.get().catalog.history(last)
+
+    def knowledge(self):
+        """(names, vectors): every indexed model's knowledge vector, one unit-norm row per name (the sketch of how
+        it decides on the probe set that search retrieves by). Rows of one modality share a probe set and compare by
+        cosine; rows of different modalities do not compare."""
+        catalog = self._current_snapshot.get().catalog
+        ids, vectors = catalog.vectors("task")
+        names = catalog.models().set_index("model_id")["name"]
+        return [names[i] for i in ids.tolist()], vectors
+
+    def task_vector(self, task: Task | str | Path):
+        """A task's knowledge vector, comparable with knowledge()'s rows of the task's modality (the vector search
+        retrieves candidates with)."""
+        from zoo2vec.encoders import know2vec, reference
+
+        snapshot = self._current_snapshot.get()
+        task = task if isinstance(task, Task) else Task.from_path(task)
+        encoder, probe_embeddings = snapshot.reference_for(task.modality)
+        samples = reference.embed(encoder, list(task.samples))
+        return know2vec.encode_task(samples, task.labels, probe_embeddings).kernel_vector
+
+    def model(self, name: str, *, nearest: int = 5) -> ModelDetails:
+        """One indexed model's details (see ModelDetails); ZooError naming the indexed models for an unknown name.
+        Reads the catalog, and the model's card files for where each field came from; runs no model code."""
+        import numpy as np
+        import pandas as pd
+
+        snapshot = self._current_snapshot.get()
+        models = snapshot.catalog.models()
+        row = models[models["name"] == name]
+        if row.empty:
+            shown = ", ".join(models["name"].head(20)) + (", ..." if len(models) > 20 else "")
+            raise ZooError(f"no model {name!r} is indexed in {self.root}; indexed: {shown or 'none'}")
+        model_id = int(row["model_id"].iloc[0])
+        profile = snapshot.catalog.profiles([model_id])[model_id]
+        labelled = row["label_names"].iloc[0] is not None
+        concepts = pd.DataFrame({"label": list(profile.labels), "labelled": labelled,
+                                 "mass": profile.mass.astype(float)})
+        top = profile.outputs.max(axis=1) if profile.outputs is not None else np.zeros(0, dtype=np.float32)
+        runs = snapshot.catalog.runs()
+        runs = runs[runs["name"] == name].drop(columns="name").reset_index(drop=True)
+        failed = runs[runs["status"] != "ok"]
+        return ModelDetails(
+            name=name, card=snapshot.catalog.cards([model_id])[model_id], origin=self._origin(name),
+            concepts=concepts, confidence=profile.confidence, entropy=profile.entropy, top_probability=top,
+            nearest=self._nearest(model_id, row["modality"].iloc[0], models, nearest),
+            runs=runs, failure=None if failed.empty else failed.iloc[-1].to_dict())
+
+    def _nearest(self, model_id: int, modality: str, models, n: int):
+        import pandas as pd
+
+        ids, vectors = self._current_snapshot.get().catalog.vectors("task")
+        info = models.set_index("model_id")
+        same = [i for i, m in enumerate(ids.tolist()) if info.at[m, "modality"] == modality]
+        own = ids.tolist().index(model_id)
+        others = [i for i in same if i != own]
+        similarity = vectors[others] @ vectors[own]
+        order = similarity.argsort()[::-1][:n]
+        return pd.DataFrame({"name": [info.at[int(ids[others[i]]), "name"] for i in order],
+                             "similarity": similarity[order].astype(float)})
+
+    def _origin(self, name: str) -> dict[str, str]:
+        """Where each card field of the model comes from, as its folder says now; {} when its folder is gone."""
+        from zoo2vec.zoo.adapters import read_card
+        from zoo2vec.zoo.discovery import locate
+
+        try:
+            resolved = read_card(locate(self.root, name), name)
+        except (ZooError, OSError):
+            return {}
+        return {key: resolved.origin.get(key, "default") for key in resolved.card.to_dict()}
 
     def search(self, task: Task | str | Path | None = None, text: str | None = None, *, k: int = 5,
                where: dict[str, Any] | None = None, verify: int = 0) -> SearchResults:

@@ -132,9 +132,9 @@ def test_the_model_page_from_its_url(tiny_zoo_master, monkeypatch):
     at.switch_page("views/model.py").run()
     assert not at.exception and not at.error
     assert at.title[0].value == "bbc-bow-business-tech"
-    card = at.dataframe[0].value.set_index("field")
+    card = at.table[0].value
     assert card.at["license", "value"] == "mit" and card.at["license", "from"] == "card.json"
-    assert list(at.dataframe[1].value["concept"]) == ["business", "tech"]
+    assert list(at.dataframe[0].value["concept"]) == ["business", "tech"]
     assert [s.value for s in at.subheader] == ["Card", "Nearest models", "Concepts found by probing",
                                                "Behaviour on the probe set", "Indexing history"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,9 +36,30 @@ class LastSearch:
     verify: int
 
 
+class _OneAtATime:
+    """The zoo, called by one script run at a time. Streamlit runs each session's script in its own thread and a
+    rerun can start before the run it replaces has left a call, while the zoo's catalog is one DuckDB connection,
+    which refuses a second call in flight ("connection is busy") instead of waiting."""
+
+    def __init__(self, zoo: zoo2vec.Zoo):
+        self._zoo = zoo
+        self._lock = threading.RLock()
+
+    def __getattr__(self, name: str):
+        value = getattr(self._zoo, name)
+        if not callable(value):
+            return value
+
+        def locked(*args, **kwargs):
+            with self._lock:
+                return value(*args, **kwargs)
+
+        return locked
+
+
 @st.cache_resource
-def _open(path: str) -> zoo2vec.Zoo:
-    return zoo2vec.open(path)
+def _open(path: str) -> _OneAtATime:
+    return _OneAtATime(zoo2vec.open(path))
 
 
 def zoo_root() -> str:
@@ -53,7 +75,7 @@ def open_zoo() -> zoo2vec.Zoo | None:
     except zoo2vec.Zoo2VecError as exc:
         st.error(str(exc))
         return None
-    st.sidebar.caption(f"{len(models)} models indexed in {root}")
+    st.sidebar.caption(f"{len(models)} models indexed in the zoo **{Path(root).name}**", help=root)
     return zoo
 
 

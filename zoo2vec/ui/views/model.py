@@ -52,7 +52,7 @@ def _card(details: ModelDetails) -> None:
     st.subheader("Card")
     rows = [{"field": key, "value": _shown(value), "from": details.origin.get(key, "")}
             for key, value in details.card.items() if key != "adapter"]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="card")
+    st.table(pd.DataFrame(rows).set_index("field"))  # a plain table: long values wrap instead of being cut
     if not details.origin:
         st.caption("Where each field came from is unknown: the model's folder is no longer in the zoo.")
 

@@ -155,3 +155,18 @@ def test_compare_asks_for_two_models_then_compares_on_words(app):
     assert not app.exception and not app.error
     table = app.table[0].value
     assert list(table.columns) == ["bbc-bow", "bbc-bow-business-tech"] and "predicted score" in table.index
+
+
+def test_browsing_pages_loads_no_model_framework(tiny_zoo_master, monkeypatch):
+    """Search (before a search), Zoo, Model and Index read the catalog only: no torch or encoder import at start."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("ZOO2VEC_ZOO", str(tiny_zoo_master))
+    code = ("import sys; from streamlit.testing.v1 import AppTest\n"
+            f"at = AppTest.from_file({APP!r}, default_timeout=120); at.run()\n"
+            "for page in ('views/zoo.py', 'views/model.py', 'views/index.py'):\n"
+            "    at.switch_page(page).run(); assert not at.exception, page\n"
+            "print(','.join(m for m in ('torch', 'sentence_transformers', 'open_clip', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1:] in ([], [""])

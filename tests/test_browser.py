@@ -191,7 +191,7 @@ def choose(page, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
-def test_a_tour_of_every_page(app_url, page, tmp_path, make_task):
+def test_a_tour_of_every_page(page, app_url, tmp_path, make_task):  # page first: no playwright, no zoo built
     try:
         tour(app_url, page, tmp_path, make_task)
     except BaseException:

@@ -149,6 +149,8 @@ def _search(zoo: zoo2vec.Zoo, text: str, upload, columns: dict, *, where: dict, 
             st.error(str(exc))
             return
         status.update(label=f"{len(results)} models ranked", state="complete", expanded=False)
+    if verify and task is None:
+        st.caption("Verify runs models on labelled samples: upload some to measure the first models.")
     session.keep_search(session.LastSearch(text, task, upload.name if upload is not None else None, results,
                                            verify if task is not None else 0))
 

@@ -26,8 +26,6 @@ takes only its own model down.
 from __future__ import annotations
 
 import os
-import signal
-import sys
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
@@ -46,44 +44,16 @@ from zoo2vec.errors import ConfigError, ModelFailure, SkippedModel, Zoo2VecError
 from zoo2vec.zoo.adapters import load_model
 from zoo2vec.zoo.blackbox import checked_predict
 from zoo2vec.zoo.card import ModelCard
-
-MEMORY_VARIABLE = "ZOO2VEC_WORKER_MEMORY_MB"
-# The address space a worker needs before any model: Python, numpy, zoo2vec's probing modules and torch 2.x take
-# 3.1 GiB of it (torch reserves most of that at import without using it), 3.2-3.7 GiB once a small model of the
-# tiny zoo has run, transformers, onnxruntime or timm at most 3.5 GiB. Rounded up to leave room for another library.
-WORKER_BASE_MB = 4096
-WORKER_MIN_MB = 3584  # below this, importing torch itself fails: refused as a setting
-
-
-def default_workers() -> int:
-    """The cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def worker_memory_mb(workers: int, device: str = "cpu") -> int | None:
-    """Each worker's address-space cap in MiB (None: no cap): $ZOO2VEC_WORKER_MEMORY_MB when set (0 turns the cap
-    off), else what a worker needs before any model (WORKER_BASE_MB) plus the machine's memory shared between the
-    workers, so that a runaway model fails before the workers together exhaust the machine. It caps address space,
-    not resident memory: reserved but unused address space counts too (and CUDA reserves far more than it uses: turn
-    the cap off for GPU workers)."""
-    value = os.environ.get(MEMORY_VARIABLE, "").strip()
-    if value:
-        try:
-            mb = int(value)
-        except ValueError:
-            raise ConfigError(f"{MEMORY_VARIABLE}={value!r} is not a whole number of MiB (0 turns the cap off)"
-                              ) from None
-        if mb < 0 or 0 < mb < WORKER_MIN_MB:
-            raise ConfigError(f"{MEMORY_VARIABLE}={mb}: a worker needs at least {WORKER_MIN_MB} MiB of address space "
-                              "to import torch; give more, or 0 for no cap")
-        return mb or None
-    if device != "cpu":
-        return None  # CUDA maps far more address space than it uses: a cap would stop it from starting
-    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
-    return WORKER_BASE_MB + physical // max(1, workers)
+from zoo2vec.zoo.isolation import (  # noqa: F401 - MEMORY_VARIABLE, WORKER_* and worker_memory_mb are this module's API too
+    MEMORY_VARIABLE,
+    WORKER_BASE_MB,
+    WORKER_MIN_MB,
+    cap_address_space,
+    default_workers,
+    die_with,
+    died,
+    worker_memory_mb,
+)
 
 
 @dataclass(frozen=True)
@@ -299,22 +269,6 @@ class LocalExecutor:
         return f"the worker could not run it: {type(exc).__name__}: {exc}"
 
 
-def died(exitcode: int | None) -> str:
-    """Why a worker process ended, from its exit code (negative: the signal that killed it)."""
-    if exitcode is None or exitcode == 0:
-        return "the worker died"
-    if exitcode > 0:
-        return f"the worker exited: exit code {exitcode}"
-    try:
-        name = signal.Signals(-exitcode).name
-    except ValueError:
-        name = "unknown signal"
-    reason = f"the worker died: signal {-exitcode} ({name})"
-    if -exitcode == signal.SIGKILL:
-        reason += ", killed from outside the pool (the system's out-of-memory killer?)"
-    return reason
-
-
 def _remove_temporary(cache: Path):
     """A worker killed while writing leaves its temporary file: removed (the cache file itself never half-exists)."""
     for path in cache.parent.glob(f"{cache.stem}.*.tmp.npy"):
@@ -333,53 +287,20 @@ def _start_worker(memory_mb: int | None, threads: int, probe_sets: tuple[str, ..
     probe sets). A failure here is kept and reported by every job of this worker, instead of a worker that dies and is
     restarted forever."""
     try:
-        import resource
-
         from zoo2vec.zoo.blackbox import DEVICE_VARIABLE
 
-        _die_with(parent)
+        die_with(parent)
         os.environ[DEVICE_VARIABLE] = device  # read by the adapters as they load a model
         for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ.setdefault(variable, str(threads))  # before torch is imported; a user's own setting wins
         if memory_mb:
-            _few_malloc_arenas(max(2, threads))
-            _, hard = resource.getrlimit(resource.RLIMIT_AS)
-            cap = memory_mb * 2**20 if hard == resource.RLIM_INFINITY else min(memory_mb * 2**20, hard)
-            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))  # the hard limit too: model code cannot lift it
-            _STATE["memory_mb"] = cap // 2**20
+            _STATE["memory_mb"] = cap_address_space(memory_mb, threads)
         import torch  # noqa: F401 - most adapters answer through torch: imported here, not in a model's timeout
 
         for name in probe_sets:
             probe_set.load(name)
     except BaseException as exc:  # noqa: BLE001 - kept for the jobs to report
         _STATE["broken"] = f"the worker could not start: {_memory_hint(exc) or reason_of(exc)}"
-
-
-def _few_malloc_arenas(arenas: int):
-    """glibc gives each thread that allocates its own 64 MiB arena, up to 8 per core: address space that counts
-    towards the cap but holds nothing (32 threads of a model's thread pool: +1.2 GiB measured, +0.3 GiB with 2
-    arenas). Capped workers keep a few."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        M_ARENA_MAX = -8
-        try:
-            ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas)
-        except AttributeError:  # not glibc
-            pass
-
-
-def _die_with(parent: int):
-    """Linux: the kernel kills this worker when the process that started it exits (also on kill -9), so no worker
-    outlives an indexing run. (It follows the thread that started the worker; the pool's threads live as long as
-    the run does.)"""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the line above
-        os._exit(1)
 
 
 def probe(job: ProbeJob, trust_pickle: bool) -> Probed:

@@ -1,8 +1,13 @@
 """Verification: run the first n ranked models black-box on the task's samples (zoo.measure: a quick linear probe on
-their outputs) and put them first, best measured first, those that could not be measured last among them."""
+their outputs) and put them first, best measured first, those that could not be measured last among them.
+
+The models run in worker processes (zoo.isolation), never in the searching process: an app or REST server that
+verifies survives a model that hangs, crashes or eats memory, and that model is reported as not measured, with why.
+"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,19 +15,26 @@ from zoo2vec.data.task import Task
 from zoo2vec.index.catalog import Catalog
 from zoo2vec.search.fusion import FusedScore
 from zoo2vec.zoo.discovery import locate
+from zoo2vec.zoo.isolation import run_isolated
 
 if TYPE_CHECKING:
     from zoo2vec.zoo.measure import Measured
+
+TIMEOUT_S = 120.0  # per model: loading it and its forward passes on the task's samples
 
 
 def verify(zoo_root: Path, catalog: Catalog, task: Task, ranking: list[FusedScore],
            n: int) -> tuple[list[FusedScore], dict[int, Measured]]:
     """The ranking with its first n re-ordered by measured accuracy, and each measured model's Measured by id."""
-    from zoo2vec.zoo.measure import measure
+    from zoo2vec.zoo.measure import Measured, measure
 
     head = ranking[:n]
     cards = catalog.cards([f.model_id for f in head])
-    measured = {f.model_id: measure(locate(zoo_root, cards[f.model_id]["name"]), task) for f in head}
+    folders = [locate(zoo_root, cards[f.model_id]["name"]) for f in head]
+    started = time.perf_counter()
+    answers = run_isolated(measure, [(folder, task) for folder in folders], timeout_s=TIMEOUT_S)
+    measured = {f.model_id: answer if ok else Measured(None, time.perf_counter() - started, len(task), answer)
+                for f, (ok, answer) in zip(head, answers)}
 
     def order(f: FusedScore) -> tuple[bool, float, float]:
         accuracy = measured[f.model_id].accuracy

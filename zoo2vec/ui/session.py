@@ -13,9 +13,9 @@ import streamlit as st
 
 import zoo2vec
 from zoo2vec import settings
+from zoo2vec.data.task import TABLE_SUFFIXES
 from zoo2vec.errors import TaskLimitError
 
-TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 # "Nothing in this zoo fits well" when the best model's score is below these. With samples the score is a predicted
 # (or, verified, a measured) accuracy on the user's task: under one half, the best model gets most samples wrong.
 WEAK_TASK_FIT = 0.5

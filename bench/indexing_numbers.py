@@ -206,6 +206,8 @@ def render(numbers: dict, stamp: str) -> str:
                   f"| left an orphaned snapshot, temp file or held lock | {k['orphans']} |",
                   f"| worker processes alive after the kill | {k['workers_left']} |",
                   f"| models the killed run had cached that the next run ran again | {k['cached_run_again']} |",
+                  f"| runs killed before they published that `zoo2vec runs` lists as killed | "
+                  f"{k.get('killed_in_history', '-')} / {k.get('killed', '-')} |",
                   f"| searches against the old snapshot that answered differently | {k['search_mismatches']} of "
                   f"{k['searches']} |", "",
                   "| kill at s | models to probe | cached by the killed run | run by the next | indexed |",
@@ -256,7 +258,8 @@ def main() -> int:
     t, k, f = numbers.get("throughput", {}), numbers.get("kill9", {}), numbers.get("faulty", {})
     data["indexing"] = {
         "models_per_min": t.get("models_per_min"), "incremental_10pct_ratio": t.get("incremental_10pct_ratio"),
-        "kill9": {key: k.get(key) for key in ("trials", "resumed", "orphans", "cached_run_again", "workers_left")},
+        "kill9": {key: k.get(key) for key in ("trials", "resumed", "orphans", "cached_run_again", "workers_left",
+                                             "killed", "killed_in_history")},
         "faulty": {key: f.get(key) for key in ("planted", "recorded", "exit_code", "workers_left")},
         "ray_equals_local": t.get("ray_equals_local")}
     results.write_text(json.dumps(data, indent=1) + "\n")

@@ -146,6 +146,27 @@ def test_the_index_page_shows_the_last_run(app):
     assert app.metric[0].value == "5" and "Every model of the zoo is indexed" in app.success[0].value
 
 
+def test_the_index_page_shows_a_run_that_failed_after_the_last_published_one(tiny_zoo, monkeypatch):
+    from zoo2vec.index.vector_index import VectorIndex
+    from zoo2vec.jobs.indexing import run_index
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(VectorIndex, "build", disk_full)
+        with pytest.raises(OSError):
+            run_index(tiny_zoo)
+    monkeypatch.setenv("ZOO2VEC_ZOO", str(tiny_zoo))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("views/index.py").run()
+    assert not at.exception
+    assert "failed in its publish stage. OSError: [Errno 28] No space left on device" in at.error[0].value
+    assert at.metric[0].value == "5"  # the last published run, still what searches read
+    assert list(at.dataframe[0].value["status"]) == ["failed", "published"]
+
+
 def test_compare_asks_for_two_models_then_compares_on_words(app):
     app.switch_page("views/compare.py").run()
     assert not app.exception and "Pick at least two models." in [c.value for c in app.caption]

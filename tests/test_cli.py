@@ -140,7 +140,8 @@ def test_runs_command_shows_the_history(tiny_zoo):
     result = CliRunner().invoke(main, ["runs", str(tiny_zoo)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split()[:3] == ["started", "executor", "models"] and "local/cpu x1" in lines[1]
+    assert lines[0].split()[:4] == ["started", "status", "executor", "models"]
+    assert "published   local/cpu x1" in lines[1]
     assert "failed not-a-model: " in lines[2] and len(lines) == 4  # header, this run, its failure, the first run
     runs = json.loads(CliRunner().invoke(main, ["runs", str(tiny_zoo), "--json", "--last", "1"]).stdout)
     assert len(runs) == 1 and runs[0]["failed"] == 1 and runs[0]["report"]["failed"]["not-a-model"]

@@ -17,6 +17,7 @@ def test_kill9_trials_resume_and_leave_nothing_behind(tiny_zoo):
     assert out["trials"] == 2 and out["resumed"] == 2, out["details"]
     assert out["orphans"] == 0 and out["workers_left"] == 0 and out["search_mismatches"] == 0, out["details"]
     assert out["searches"] >= 2 and out["cached_run_again"] == 0
+    assert out["killed_in_history"] == out["killed"], out["details"]  # `zoo2vec runs` lists each killed run
     assert not list(tiny_zoo.glob(f"models/*/{crash_trials.MARK}"))
 
 
@@ -34,4 +35,8 @@ def test_orphans_names_what_a_crash_left(tiny_zoo):
     store.create()  # an unpublished folder, as a killed run leaves
     (store.base / ".CURRENT.abc").write_text("x")
     left = crash_trials.orphans(tiny_zoo, keep=3)
-    assert len(left) == 2 and "unpublished" in left[0] and left[1].endswith(".CURRENT.abc")
+    (store.base / "runs").mkdir()
+    (store.base / "runs" / "20261206T000000000000-abcdef.json").write_text("{}")  # a run note no run carried
+    left = crash_trials.orphans(tiny_zoo, keep=3)
+    assert len(left) == 3 and "unpublished" in left[0] and left[1].endswith(".CURRENT.abc")
+    assert left[2].endswith("runs/20261206T000000000000-abcdef.json")

@@ -5,9 +5,11 @@ import time
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import zoo2vec
 from zoo2vec import ModelCard
+from zoo2vec.cli import main
 from zoo2vec.encoders import alignment
 from zoo2vec.index.catalog import Catalog
 from zoo2vec.index.snapshots import SnapshotStore
@@ -116,6 +118,65 @@ def test_a_crash_leaves_the_published_snapshot_untouched(tiny_zoo, monkeypatch):
     assert [r.name for r in zoo2vec.open(tiny_zoo).search(text="news topics", k=3)] == [r.name for r in answer]
     with store.lock():  # released
         pass
+    last = zoo2vec.open(tiny_zoo).history().iloc[0]  # the run is in the history all the same
+    assert (last.status, last.report["stage"], last.report["reason"]) == ("interrupted", "publish", "interrupted (Ctrl-C)")
+
+
+def test_a_run_that_fails_is_in_the_history_and_the_next_run_keeps_it_there(tiny_zoo, monkeypatch):
+    from zoo2vec.index.vector_index import VectorIndex
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(VectorIndex, "build", disk_full)
+        with pytest.raises(OSError):
+            run_index(tiny_zoo)
+    runs = zoo2vec.open(tiny_zoo).history()
+    assert list(runs.status) == ["failed", "published"]  # newest first: this run, then the fixture's
+    failed = runs.iloc[0]
+    assert failed.report == {"stage": "publish", "reason": "OSError: [Errno 28] No space left on device"}
+    assert failed.ended_at >= failed.started_at and np.isnan(failed.probed)
+    shown = CliRunner().invoke(main, ["runs", str(tiny_zoo)]).output.splitlines()
+    assert shown[1].split()[2:5] == ["failed", "local/cpu", "x2"] and shown[1].split()[5:8] == ["-", "-", "-"]
+    assert shown[2].strip() == "stopped in its publish stage: OSError: [Errno 28] No space left on device"
+    report = run_index(tiny_zoo)
+    runs = zoo2vec.open(tiny_zoo).history()
+    assert list(runs.status) == ["published", "failed", "published"]
+    assert runs.iloc[0].snapshot_id == report.snapshot and runs.iloc[1].snapshot_id == failed.snapshot_id
+    assert not (SnapshotStore(tiny_zoo).base / "runs").exists()  # carried into the published catalog, nothing left
+
+
+_RUN = """
+import sys
+from zoo2vec.jobs.indexing import run_index
+run_index(sys.argv[1], workers=1, timeout_s=60)
+"""
+
+
+def test_a_killed_run_is_in_the_history_with_the_stage_it_was_in(tiny_zoo, bad_models):
+    import signal
+    import subprocess
+    import sys
+
+    server, models = bad_models
+    _add_remote(tiny_zoo, server, models["hang"], timeout_s=60)  # keeps the run in its probe stage
+    notes = SnapshotStore(tiny_zoo).base / "runs"
+    run = subprocess.Popen([sys.executable, "-c", _RUN, str(tiny_zoo)])
+    deadline = time.time() + 60
+    while '"stage": "probe"' not in "".join(p.read_text() for p in notes.glob("*.json")) and time.time() < deadline:
+        time.sleep(0.1)
+    live = zoo2vec.open(tiny_zoo).history().iloc[0]
+    assert (live.status, live.report["stage"]) == ("running", "probe")
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    killed = zoo2vec.open(tiny_zoo).history().iloc[0]
+    assert killed.status == "killed" and "during its probe stage" in killed.report["reason"]
+    shutil.rmtree(ZooLayout(tiny_zoo).model_folder("bad-hang"))
+    run_index(tiny_zoo)
+    runs = zoo2vec.open(tiny_zoo).history()
+    assert list(runs.status) == ["published", "killed", "published"] and runs.iloc[1].snapshot_id == killed.snapshot_id
+    assert not notes.exists()
 
 
 def test_readers_switch_to_a_new_snapshot(tiny_zoo):

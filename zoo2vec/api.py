@@ -77,8 +77,26 @@ class Zoo:
 
     def history(self, last: int | None = None):
         """The zoo's indexing runs, newest first: start, end, executor, counts, seconds, and a `report` dict with the
-        names probed, reused, removed, failed and skipped (with reasons)."""
-        return self._current_snapshot.get().catalog.history(last)
+        names probed, reused, removed, failed and skipped (with reasons). `status` says how each ended: published,
+        or failed, interrupted or killed (report: the stage it stopped in and why), or running (now)."""
+        import pandas as pd
+
+        from zoo2vec.errors import IndexNotBuiltError
+        from zoo2vec.index.run_journal import RunJournal, as_history_row
+        from zoo2vec.index.snapshots import SnapshotStore
+
+        unpublished = pd.DataFrame([as_history_row(n) for n in RunJournal(SnapshotStore(self.root).base).notes()])
+        try:
+            published = self._current_snapshot.get().catalog.history(last)
+        except IndexNotBuiltError:  # no run has published yet: the ones that tried are still worth showing
+            if unpublished.empty:
+                raise
+            published = pd.DataFrame(columns=unpublished.columns)
+        if unpublished.empty:
+            return published
+        unpublished = unpublished[~unpublished["snapshot_id"].isin(published["snapshot_id"])]  # carried just now
+        runs = pd.concat([unpublished.reindex(columns=published.columns), published], ignore_index=True)
+        return runs.sort_values("started_at", ascending=False, ignore_index=True).head(last or len(runs))
 
     def knowledge(self):
         """(names, vectors): every indexed model's knowledge vector, one unit-norm row per name (the sketch of how

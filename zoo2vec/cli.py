@@ -283,21 +283,30 @@ def models(zoo_path, zoo_option, failed, as_json):
 @click.option("--last", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON (with every name and reason).")
 def runs(zoo_path: Path | None, zoo_option: Path | None, last: int, as_json: bool):
-    """The zoo's indexing runs, newest first: when, where, what was probed, reused, failed and removed."""
+    """The zoo's indexing runs, newest first: when, how each ended (published; failed, interrupted or killed, and in
+    which stage; running), where, what was probed, reused, failed and removed."""
     history = _open(zoo_path, zoo_option).history(last)
     if as_json:
         for column in ("started_at", "ended_at"):
             history[column] = history[column].map(lambda t: t.isoformat())
         click.echo(history.to_json(orient="records"))
         return
-    click.echo(f"{'started':<19}  {'executor':<14} {'models':>6} {'probed':>6} {'reused':>6} {'failed':>6} "
-               f"{'skipped':>7} {'removed':>7} {'seconds':>8}")
+    click.echo(f"{'started':<19}  {'status':<11} {'executor':<14} {'models':>6} {'probed':>6} {'reused':>6} "
+               f"{'failed':>6} {'skipped':>7} {'removed':>7} {'seconds':>8}")
     for run in history.itertuples():
-        click.echo(f"{run.started_at:%Y-%m-%d %H:%M:%S}  {f'{run.executor} x{run.workers}':<14} {run.models:>6} "
-                   f"{run.probed:>6} {run.reused:>6} {run.failed:>6} {run.skipped:>7} {run.removed:>7} "
-                   f"{run.seconds:>8.1f}")
+        counts = " ".join(f"{_count(getattr(run, what)):>{width}}" for what, width in (
+            ("models", 6), ("probed", 6), ("reused", 6), ("failed", 6), ("skipped", 7), ("removed", 7)))
+        click.echo(f"{run.started_at:%Y-%m-%d %H:%M:%S}  {run.status:<11} {f'{run.executor} x{run.workers}':<14} "
+                   f"{counts} {run.seconds:>8.1f}")
+        if run.status != "published":  # stopped before publishing: where, and why
+            click.echo(f"    stopped in its {run.report.get('stage')} stage: {run.report.get('reason', '')}")
         for name, reason in sorted(run.report.get("failed", {}).items()):
             click.echo(f"    failed {name}: {reason.splitlines()[0] if reason else ''}")  # --json has it whole
+
+
+def _count(value) -> str:
+    """A count of the runs table; "-" for a run that stopped before it counted."""
+    return "-" if value is None or value != value else str(int(value))
 
 
 @main.command("eval")

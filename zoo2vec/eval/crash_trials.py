@@ -102,12 +102,20 @@ def orphans(root: Path, keep: int) -> list[str]:
         left.append(f"snapshots {snapshots} (current {current and current.name}, unpublished {unpublished})")
     left += [str(p) for p in store.probes.rglob("*.tmp.npy")]
     left += [str(p) for p in [*store.base.glob(".CURRENT.*"), *store.base.glob(".folders.json.*")]]
+    left += [str(p) for p in (store.base / "runs").glob("*")]  # run notes a published run should have carried
     try:
         with store.lock():
             pass
     except ZooError as exc:
         left.append(str(exc))
     return left
+
+
+def _utc(epoch_s: float):
+    """An epoch time as the history's timestamps keep it (UTC, no zone)."""
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(epoch_s, timezone.utc).replace(tzinfo=None)
 
 
 def kill9(root: Path, trials: int, *, seed: int = 0, workers: int = 2,
@@ -129,7 +137,7 @@ def kill9(root: Path, trials: int, *, seed: int = 0, workers: int = 2,
     say(f"{n_models} models, a full run {full_s:.1f} s")
     rng = np.random.default_rng(seed)
     out = {"trials": 0, "resumed": 0, "orphans": 0, "workers_left": 0, "search_mismatches": 0, "searches": 0,
-           "cached_run_again": 0, "full_run_s": full_s, "details": []}
+           "cached_run_again": 0, "killed": 0, "killed_in_history": 0, "full_run_s": full_s, "details": []}
     store = SnapshotStore(root)
     for trial in range(trials):
         changed = mark_all(root, trial)
@@ -147,6 +155,7 @@ def kill9(root: Path, trials: int, *, seed: int = 0, workers: int = 2,
         finished_first = child.poll() is not None
         if not finished_first:
             os.kill(child.pid, signal.SIGKILL)
+            out["killed"] += 1
         child.wait()
         time.sleep(1.0)  # the kernel's death signal reaches the workers
         left = alive(pids)
@@ -158,6 +167,10 @@ def kill9(root: Path, trials: int, *, seed: int = 0, workers: int = 2,
         except ValueError:
             report = {}
         left_behind = orphans(root, snapshots_kept())
+        history = reader.history(4)
+        if not finished_first:  # the killed run is in the history, as killed (or failed, had it raised first)
+            out["killed_in_history"] += bool((history.status.isin(["killed", "failed"])
+                                              & (history.started_at >= _utc(launched))).any())
         ok = resumed.returncode == 0 and report.get("indexed") == n_models and not report.get("failed")
         run_again = len(report.get("costs", {}))
         out["cached_run_again"] += max(0, run_again - (changed - cached))  # a model the killed run had cached

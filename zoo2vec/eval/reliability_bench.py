@@ -129,6 +129,8 @@ def render(numbers: dict) -> str:
                   f"| left an orphaned or unpublished snapshot, temp file or held lock | {k['orphans']} |",
                   f"| worker processes alive after the kill | {k['workers_left']} |",
                   f"| models the killed run had cached that the next run ran again | {k['cached_run_again']} |",
+                  f"| runs killed before they published that `zoo2vec runs` lists as killed | "
+                  f"{k.get('killed_in_history', '-')} / {k.get('killed', '-')} |",
                   f"| searches (during and after) that answered differently | {k['search_mismatches']} of {k['searches']} |",
                   ""]
     if s:

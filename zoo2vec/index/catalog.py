@@ -34,10 +34,13 @@ CREATE TABLE IF NOT EXISTS probe_runs (
 CREATE TABLE IF NOT EXISTS probe_embeddings (
     probe_set VARCHAR NOT NULL, encoder VARCHAR NOT NULL, idx INTEGER NOT NULL, embedding FLOAT[] NOT NULL,
     PRIMARY KEY (probe_set, encoder, idx));
-CREATE TABLE IF NOT EXISTS index_runs (  -- one row per published run: the zoo's run history, carried forward
+CREATE TABLE IF NOT EXISTS index_runs (  -- one row per run: the zoo's run history, carried forward
     snapshot_id VARCHAR PRIMARY KEY, started_at TIMESTAMP NOT NULL, ended_at TIMESTAMP NOT NULL, executor VARCHAR,
     workers INTEGER, models INTEGER, probed INTEGER, reused INTEGER, failed INTEGER, skipped INTEGER, removed INTEGER,
     seconds DOUBLE, report JSON);  -- report: the names probed, reused, removed, and failed or skipped with reasons
+-- published: the run's snapshot was published; failed, interrupted (Ctrl-C) or killed: it was not, and report says
+-- the stage it stopped in and why (index.run_journal). Added to catalogs of this schema written before it.
+ALTER TABLE index_runs ADD COLUMN IF NOT EXISTS status VARCHAR DEFAULT 'published';
 """
 
 
@@ -209,9 +212,10 @@ class Catalog:
         self.con.execute("INSERT INTO probe_embeddings SELECT probe_set, encoder, idx, embedding::FLOAT[] FROM rows")
 
     def record_run(self, run: dict):
-        """One indexing run (the keys of index_runs; `report` a JSON-ready dict), with the snapshot's model count."""
+        """One indexing run (the keys of index_runs; `report` a JSON-ready dict); `models` defaults to the
+        snapshot's model count."""
         n = self.con.execute("SELECT count(*) FROM models").fetchone()[0]
-        row = {**run, "models": n, "report": json.dumps(run["report"])}
+        row = {"models": n, **run, "report": json.dumps(run["report"])}
         columns = ", ".join(row)
         self.con.execute(f"INSERT INTO index_runs ({columns}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
 
@@ -285,6 +289,8 @@ class Catalog:
         sql = "SELECT * FROM index_runs ORDER BY started_at DESC" + (" LIMIT ?" if last else "")
         runs = self.con.execute(sql, [last] if last else []).df()
         runs["report"] = [json.loads(r) for r in runs["report"]]
+        if "status" not in runs:  # a catalog written before runs had a status, opened read-only: all published
+            runs["status"] = "published"
         return runs
 
     def failures(self):

@@ -31,9 +31,17 @@ import numpy as np
 from zoo2vec.encoders import know2vec, probe_set, reference
 from zoo2vec.errors import ConfigError, SkippedModel, ZooError
 from zoo2vec.index.catalog import SCHEMA_VERSION, Catalog
+from zoo2vec.index.run_journal import RunJournal, as_history_row
 from zoo2vec.index.snapshots import SnapshotStore
 from zoo2vec.index.vector_index import VectorIndex
-from zoo2vec.jobs.executors import Executor, Probed, ProbeJob, make_executor, reason_of, resolve_device
+from zoo2vec.jobs.executors import (
+    Executor,
+    Probed,
+    ProbeJob,
+    make_executor,
+    reason_of,
+    resolve_device,
+)
 from zoo2vec.jobs.memo import FolderMemo
 from zoo2vec.zoo.card import ModelCard
 from zoo2vec.zoo.discovery import discover
@@ -134,7 +142,8 @@ def run_index(zoo_root: Path, *, timeout_s: float = 120.0, trust_pickle: bool = 
     """Bring the zoo's index in step with its model folders; returns what was done. Models that need probing run in
     `workers` processes (default: one per core) of the `executor` ("local", or "ray" at `address`), each killed after
     `timeout_s` seconds (jobs.executors), on `device` ("cpu", "cuda", or "auto": cuda when torch sees a GPU).
-    The run is recorded in the catalog it publishes (Catalog.history). After publishing, all but the newest `keep`
+    The run is recorded in the catalog it publishes (Catalog.history), with the runs since the last publish that
+    stopped without publishing (index.run_journal). After publishing, all but the newest `keep`
     snapshots (default $ZOO2VEC_KEEP_SNAPSHOTS, else 3) and the probe outputs no model uses any more are deleted."""
     zoo_root = Path(zoo_root)
     store = SnapshotStore(zoo_root)
@@ -144,30 +153,46 @@ def run_index(zoo_root: Path, *, timeout_s: float = 120.0, trust_pickle: bool = 
     chosen = probe_set_names(zoo_root)
     probing = make_executor(executor, workers, address=address, timeout_s=timeout_s, trust_pickle=trust_pickle,
                             device=_device_for(executor, device))  # starts no process yet
+    journal = RunJournal(store.base)
     with store.lock() as taken_over:
         store.collect(keep)  # what crashed runs left, before this run adds its own folder
         previous = store.current()
         snapshot = store.create()
         report = IndexReport(snapshot=snapshot.name, warnings=[taken_over] if taken_over else [])
+        earlier = journal.notes(locked=True)  # runs since the last publish that did not publish: carried into this one
+        journal.begin(snapshot.name, started_at, f"{executor}/{probing.device}", probing.workers)
         try:
             # a catalog of an older schema is not carried over: every model is encoded again from its cached probe outputs
             if previous is not None and Catalog.schema_of(previous / "catalog.duckdb") == SCHEMA_VERSION:
                 shutil.copy2(previous / "catalog.duckdb", snapshot / "catalog.duckdb")
             with Catalog(snapshot / "catalog.duckdb") as catalog, probing:
                 context = _ProbeContext(chosen, catalog, store)
-                live = _update(catalog, found, context, report, progress, probing)
+                live = _update(catalog, found, context, report, progress, probing,
+                               stage=lambda name: journal.stage(snapshot.name, name))
+                journal.stage(snapshot.name, "publish")
+                for note in earlier:
+                    catalog.record_run(as_history_row(note))
                 catalog.record_run(_run_record(report, f"{executor}/{probing.device}", probing.workers, started_at,
                                                time.perf_counter() - started))
                 for kind in ("task", "card"):
                     VectorIndex.build(*catalog.vectors(kind)).save(snapshot / f"{kind}.faiss")
                 catalog.con.execute("CHECKPOINT")
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(snapshot, ignore_errors=True)
+            journal.end(snapshot.name, "failed" if isinstance(exc, Exception) else "interrupted", _why(exc))
             raise
         store.publish(snapshot, keep=keep)
+        journal.forget([snapshot.name, *(note["snapshot_id"] for note in earlier)])
         store.collect_probes(live)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _why(exc: BaseException) -> str:
+    """Why a run stopped, in one line (the run's own exception, not a model's)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    return reason_of(exc) if str(exc) else type(exc).__name__
 
 
 def _device_for(executor: str, choice: str) -> str:
@@ -183,7 +208,8 @@ def _run_record(report: IndexReport, executor: str, workers: int, started_at: da
     names = {k: v for k, v in report.to_dict().items() if k not in ("snapshot", "costs", "seconds", "indexed")}
     return dict(snapshot_id=report.snapshot, started_at=started_at, ended_at=_utc_now(), executor=executor,
                 workers=workers, probed=len(report.probed), reused=len(report.reused), failed=len(report.failed),
-                skipped=len(report.skipped), removed=len(report.removed), seconds=seconds, report=names)
+                skipped=len(report.skipped), removed=len(report.removed), seconds=seconds, report=names,
+                status="published")
 
 
 def _utc_now() -> datetime:
@@ -214,9 +240,10 @@ class _Planned:
 
 
 def _update(catalog: Catalog, found: dict[str, Path], context: _ProbeContext, report: IndexReport,
-            progress: Progress | None, executor: Executor) -> set[Path]:
+            progress: Progress | None, executor: Executor, stage: Callable[[str], None]) -> set[Path]:
     """Decide here which models need probing, probe those in the executor's workers (in parallel), and encode each
-    from its cached outputs here as it comes back. Returns the probe-output files the zoo's models use."""
+    from its cached outputs here as it comes back; `stage` hears each stage entered. Returns the probe-output files
+    the zoo's models use."""
     indexed = catalog.indexed()
     for name in sorted(set(indexed) - set(found)):
         catalog.remove_model(name)
@@ -264,6 +291,7 @@ def _update(catalog: Catalog, found: dict[str, Path], context: _ProbeContext, re
                  time.perf_counter() - t0)
         finished(name)
 
+    stage("probe")
     jobs = [ProbeJob(p.name, p.folder, p.card.to_dict(), context.chosen[p.card.modality], p.cache)
             for p in to_probe.values()]
     results = executor.run(jobs)  # the workers start...
@@ -281,6 +309,7 @@ def _update(catalog: Catalog, found: dict[str, Path], context: _ProbeContext, re
                 fail(plan.name, plan.fingerprint, "failed", reason_of(exc), plan.seconds + probed.seconds)
         finished(job.name)
 
+    stage("encode")
     if pending:
         order = {name: i for i, name in enumerate(found)}
         _encode(catalog, sorted(pending, key=lambda e: order[e.card.name]), report)

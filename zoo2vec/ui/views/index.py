@@ -1,5 +1,6 @@
-"""Index: what the indexing job did: the last run and what it changed, the models that fail now (with reasons), every
-published run (one snapshot each), and every model's probe runs."""
+"""Index: what the indexing job did: runs since the last publish that failed or were killed, the last published run
+and what it changed, the models that fail now (with reasons), every run (one snapshot each published), and every
+model's probe runs."""
 
 from __future__ import annotations
 
@@ -17,14 +18,22 @@ def main():
     if zoo is None:
         return
     history = zoo.history()
-    if history.empty:
+    published = history[history["status"] == "published"]
+    for run in history.itertuples():  # the runs since the last publish that did not publish, or are running now
+        if run.status == "published":
+            break
+        (st.info if run.status == "running" else st.error)(
+            f"Run of {run.started_at:%Y-%m-%d %H:%M} UTC: {run.status} in its {run.report.get('stage')} stage"
+            + (f". {run.report['reason']}" if run.report.get("reason") else ""))
+    if published.empty:
         st.info("No indexing run is recorded for this snapshot.")
     else:
-        _last_run(history.iloc[0])
+        _last_run(published.iloc[0])
     _failures(zoo.failures())
     if not history.empty:
         st.subheader("Runs and snapshots")
-        st.caption("One row per published run, newest first; each run publishes one snapshot")
+        st.caption("One row per run, newest first; each published run made one snapshot, a failed or killed one "
+                   "none (the snapshot before stayed current)")
         st.dataframe(history.drop(columns="report"), hide_index=True, key="history",
                      column_config={"seconds": st.column_config.NumberColumn(format="%.1f")})
     with st.expander("Every probe run of every model"):

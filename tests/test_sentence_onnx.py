@@ -23,6 +23,7 @@ def fresh(monkeypatch):
 def test_the_first_load_writes_an_export_that_gives_the_same_vectors(fresh, isolated_home):
     assert not list(isolated_home.glob("encoders/*.onnx"))
     torch_side = sentence.sentence_encoder()
+    torch_side.model  # loading the network writes the export
     export = sentence.onnx_export_path(sentence.MINILM)
     assert export.exists() and export.parent == isolated_home / "encoders"
     assert not list(export.parent.glob(".*partial"))  # written whole, then renamed
@@ -44,7 +45,7 @@ def test_a_process_that_loaded_sentence_transformers_keeps_using_it(fresh):
 
 
 def test_a_fresh_process_answers_a_text_query_without_importing_torch(fresh, isolated_home):
-    sentence.sentence_encoder()  # writes the export, as the indexing job does
+    sentence.sentence_encoder().model  # loading it writes the export, as the indexing job's first text does
     script = ("import sys\nfrom zoo2vec.encoders.reference import embed_text\n"
               "v = embed_text(['digits'])\nprint(v.shape, 'torch' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
@@ -75,3 +76,19 @@ def test_an_encoder_with_other_pooling_gets_no_export(tmp_path):
     first = sentence.onnx_export_path(str(folder))
     (folder / "model.safetensors").write_bytes(b"xy")  # new weights: a new export
     assert first is not None and sentence.onnx_export_path(str(folder)) != first
+
+
+def test_batches_seen_before_come_from_disk_without_loading_the_network(fresh, isolated_home):
+    first = sentence.sentence_encoder()
+    vectors = first.encode(TEXTS)
+    kept = list((isolated_home / "encoders" / "memo").rglob("*.npy"))
+    assert len(kept) == 1 and not list(kept[0].parent.glob(".*"))  # one batch, written whole
+    sentence._models.clear()  # a later worker, or the next night's run
+    later = sentence.sentence_encoder()
+    np.testing.assert_array_equal(later.encode(TEXTS), vectors)
+    assert later._model is None  # answered from disk: the network was never loaded
+    np.testing.assert_allclose(later.encode(TEXTS[:2]), vectors[:2], atol=1e-6)  # another batch: computed
+    assert later._model is not None and len(list(kept[0].parent.glob("*.npy"))) == 2
+    kept[0].write_bytes(b"damaged")  # a damaged file is computed again and replaced
+    np.testing.assert_allclose(sentence.SentenceEncoder(sentence.MINILM).encode(TEXTS), vectors, atol=1e-6)
+    np.testing.assert_array_equal(np.load(kept[0]), later.encode(TEXTS))

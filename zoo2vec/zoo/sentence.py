@@ -95,17 +95,58 @@ class _Memoised:
 
 
 class SentenceEncoder(_Memoised):
-    """One loaded sentence-transformers model (torch), memoised."""
+    """One sentence-transformers model (torch), memoised in memory and on disk.
+
+    Probing sends the same probe-set batches through the encoder in every worker, every run: each batch's embeddings
+    are kept under the data home (named by the encoder's weights and the batch's texts), so a worker whose batches
+    are all there never loads the network, and a nightly run costs what changed. The disk memo is a cache: deleting
+    $ZOO2VEC_HOME/encoders/memo costs the next run its forward passes, nothing else."""
 
     def __init__(self, name: str, *, memo_size: int = 50_000, max_seq_length: int = 128):
-        import sentence_transformers as st
-
         super().__init__(memo_size)
         self.name = name
-        with quiet_loading():
-            self.model = st.SentenceTransformer(str(encoder_path(name)), device=device(), local_files_only=True)
-        self.model.max_seq_length = max_seq_length
-        self.dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension()
+        self.max_seq_length = max_seq_length
+        self._model = None
+        digest = _weights_digest(encoder_path(name), f"max_seq_length={max_seq_length}")
+        self._disk = settings.home() / "encoders" / "memo" / f"{Path(name).name}-{digest}"
+
+    @property
+    def model(self):
+        """The network, loaded on first use (and exported to ONNX for other processes' reference_encoder)."""
+        if self._model is None:
+            import sentence_transformers as st
+
+            with quiet_loading():
+                self._model = st.SentenceTransformer(str(encoder_path(self.name)), device=device(), local_files_only=True)
+            self._model.max_seq_length = self.max_seq_length
+            _write_export(self)
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        m = self.model
+        return m.get_embedding_dimension() if hasattr(m, "get_embedding_dimension") else m.get_sentence_embedding_dimension()
+
+    def encode(self, texts, *, memo: bool = True) -> np.ndarray:
+        texts = [str(t) for t in texts]
+        if not memo or not texts:
+            return super().encode(texts, memo=memo)
+        path = self._disk / f"{hashlib.sha256(chr(0).join(texts).encode()).hexdigest()[:32]}.npy"
+        try:
+            out = np.load(path)
+            if out.shape[0] == len(texts):
+                return out
+        except (OSError, ValueError):
+            pass
+        out = super().encode(texts)
+        try:  # whole or absent: a temporary file renamed into place (two workers may write the same batch)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npy")
+            np.save(tmp, out)
+            os.replace(tmp, path)
+        except OSError as exc:  # a full or read-only disk costs later runs their forward passes, nothing else
+            log.warning("could not keep sentence embeddings in %s (%s)", path.parent, exc)
+        return out
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -147,12 +188,11 @@ class OnnxSentenceEncoder(_Memoised):
 
 
 def sentence_encoder(name: str = MINILM) -> SentenceEncoder:
-    """The process-wide sentence-transformers encoder for `name`, loaded once (and exported to ONNX for later
-    processes' `reference_encoder`, where it can be)."""
+    """The process-wide sentence-transformers encoder for `name`, made once (its network loaded when first needed,
+    and then exported to ONNX for later processes' `reference_encoder`, where it can be)."""
     with _lock:
         if name not in _models:
             _models[name] = SentenceEncoder(name)
-            _write_export(_models[name])
         return _models[name]
 
 
@@ -189,10 +229,14 @@ def onnx_export_path(name: str) -> Path | None:
     if tuple(m.get("type") for m in modules) != _EXPORTABLE or not pooling.get("pooling_mode_mean_tokens") or any(
             v for k, v in pooling.items() if k.startswith("pooling_mode_") and k != "pooling_mode_mean_tokens"):
         return None
+    return settings.home() / "encoders" / f"{Path(name).name}-{_weights_digest(folder)}.onnx"
+
+
+def _weights_digest(folder: Path, *extra: str) -> str:
+    """The encoder's weights by path, size and modification time (new weights, a new digest), and `extra`."""
     weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
-    signature = json.dumps([[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in weights])
-    digest = hashlib.sha256(signature.encode()).hexdigest()[:16]
-    return settings.home() / "encoders" / f"{Path(name).name}-{digest}.onnx"
+    signature = json.dumps([[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in weights] + list(extra))
+    return hashlib.sha256(signature.encode()).hexdigest()[:16]
 
 
 def _onnx_available() -> bool:

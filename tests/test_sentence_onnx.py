@@ -78,9 +78,13 @@ def test_an_encoder_with_other_pooling_gets_no_export(tmp_path):
     assert first is not None and sentence.onnx_export_path(str(folder)) != first
 
 
-def test_batches_seen_before_come_from_disk_without_loading_the_network(fresh, isolated_home):
+def test_batches_seen_before_come_from_disk_without_loading_the_network(fresh, isolated_home, monkeypatch):
     first = sentence.sentence_encoder()
     vectors = first.encode(TEXTS)
+    assert not (isolated_home / "encoders" / "memo").exists()  # only where asked: a user's samples stay in memory
+    monkeypatch.setitem(sentence._ON_DISK, "keep", True)  # as in the indexing job's workers
+    sentence._models.clear()
+    np.testing.assert_allclose(sentence.sentence_encoder().encode(TEXTS), vectors, atol=1e-6)
     kept = list((isolated_home / "encoders" / "memo").rglob("*.npy"))
     assert len(kept) == 1 and not list(kept[0].parent.glob(".*"))  # one batch, written whole
     sentence._models.clear()  # a later worker, or the next night's run

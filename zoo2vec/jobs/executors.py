@@ -284,7 +284,7 @@ _RESIZED: dict[tuple, np.ndarray] = {}  # (probe set, input shape) -> probe imag
 
 def _start_worker(memory_mb: int | None, threads: int, probe_sets: tuple[str, ...], parent: int, device: str = "cpu"):
     """Pool initializer: die with the parent, cap memory and threads, choose the device, warm up (torch, the run's
-    probe sets). A failure here is kept and reported by every job of this worker, instead of a worker that dies and is
+    probe sets), keep sentence embeddings of probe batches on disk. A failure here is kept and reported by every job of this worker, instead of a worker that dies and is
     restarted forever."""
     try:
         from zoo2vec.zoo.blackbox import DEVICE_VARIABLE
@@ -296,6 +296,10 @@ def _start_worker(memory_mb: int | None, threads: int, probe_sets: tuple[str, ..
         if memory_mb:
             _STATE["memory_mb"] = cap_address_space(memory_mb, threads)
         import torch  # noqa: F401 - most adapters answer through torch: imported here, not in a model's timeout
+
+        from zoo2vec.zoo import sentence
+
+        sentence.keep_batches_on_disk()  # the probe set's sentence embeddings, reused by later workers and runs
 
         for name in probe_sets:
             probe_set.load(name)

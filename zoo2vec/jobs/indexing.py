@@ -34,14 +34,7 @@ from zoo2vec.index.catalog import SCHEMA_VERSION, Catalog
 from zoo2vec.index.run_journal import RunJournal, as_history_row
 from zoo2vec.index.snapshots import SnapshotStore
 from zoo2vec.index.vector_index import VectorIndex
-from zoo2vec.jobs.executors import (
-    Executor,
-    Probed,
-    ProbeJob,
-    make_executor,
-    reason_of,
-    resolve_device,
-)
+from zoo2vec.jobs.executors import Executor, Probed, ProbeJob, make_executor, reason_of, resolve_device
 from zoo2vec.jobs.memo import FolderMemo
 from zoo2vec.zoo.card import ModelCard
 from zoo2vec.zoo.discovery import discover

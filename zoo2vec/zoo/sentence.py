@@ -94,8 +94,17 @@ class _Memoised:
         raise NotImplementedError
 
 
+_ON_DISK = {"keep": False}  # whether this process keeps embedded batches on disk (keep_batches_on_disk)
+
+
+def keep_batches_on_disk(keep: bool = True) -> None:
+    """Keep (and reuse) each batch's embeddings on disk in this process: the indexing job's workers do, whose batches
+    are the probe set's, the same every run. Other processes do not: a user's task samples (verify) stay in memory."""
+    _ON_DISK["keep"] = keep
+
+
 class SentenceEncoder(_Memoised):
-    """One sentence-transformers model (torch), memoised in memory and on disk.
+    """One sentence-transformers model (torch), memoised in memory and, in the indexing job's workers, on disk.
 
     Probing sends the same probe-set batches through the encoder in every worker, every run: each batch's embeddings
     are kept under the data home (named by the encoder's weights and the batch's texts), so a worker whose batches
@@ -129,7 +138,7 @@ class SentenceEncoder(_Memoised):
 
     def encode(self, texts, *, memo: bool = True) -> np.ndarray:
         texts = [str(t) for t in texts]
-        if not memo or not texts:
+        if not memo or not texts or not _ON_DISK["keep"]:
             return super().encode(texts, memo=memo)
         path = self._disk / f"{hashlib.sha256(chr(0).join(texts).encode()).hexdigest()[:32]}.npy"
         try:

@@ -218,7 +218,7 @@ def render(numbers: dict, stamp: str) -> str:
                   f"| left an orphaned snapshot, temp file or held lock | {k['orphans']} |",
                   f"| worker processes alive after the kill | {k['workers_left']} |",
                   f"| models the killed run had cached that the next run ran again | {k['cached_run_again']} |",
-                  f"| runs killed before they published that `zoo2vec runs` lists as killed | "
+                  f"| runs killed after they began (not while Python imported), before publishing, that `zoo2vec runs` lists | "
                   f"{k.get('killed_in_history', '-')} / {k.get('killed', '-')} |",
                   f"| searches against the old snapshot that answered differently | {k['search_mismatches']} of "
                   f"{k['searches']} |", "",

@@ -153,9 +153,10 @@ def kill9(root: Path, trials: int, *, seed: int = 0, workers: int = 2,
             pids |= spawned_children(child.pid)
             time.sleep(0.2)
         finished_first = child.poll() is not None
+        began = any((store.base / "runs").glob("*.json"))  # the run had begun (its note written), not still importing
         if not finished_first:
             os.kill(child.pid, signal.SIGKILL)
-            out["killed"] += 1
+            out["killed"] += began
         child.wait()
         time.sleep(1.0)  # the kernel's death signal reaches the workers
         left = alive(pids)
@@ -168,7 +169,7 @@ def kill9(root: Path, trials: int, *, seed: int = 0, workers: int = 2,
             report = {}
         left_behind = orphans(root, snapshots_kept())
         history = reader.history(4)
-        if not finished_first:  # the killed run is in the history, as killed (or failed, had it raised first)
+        if began and not finished_first:  # the killed run is in the history, as killed (or failed, had it raised)
             out["killed_in_history"] += bool((history.status.isin(["killed", "failed"])
                                               & (history.started_at >= _utc(launched))).any())
         ok = resumed.returncode == 0 and report.get("indexed") == n_models and not report.get("failed")

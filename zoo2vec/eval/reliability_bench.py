@@ -129,7 +129,7 @@ def render(numbers: dict) -> str:
                   f"| left an orphaned or unpublished snapshot, temp file or held lock | {k['orphans']} |",
                   f"| worker processes alive after the kill | {k['workers_left']} |",
                   f"| models the killed run had cached that the next run ran again | {k['cached_run_again']} |",
-                  f"| runs killed before they published that `zoo2vec runs` lists as killed | "
+                  f"| runs killed after they began (not while Python imported), before publishing, that `zoo2vec runs` lists | "
                   f"{k.get('killed_in_history', '-')} / {k.get('killed', '-')} |",
                   f"| searches (during and after) that answered differently | {k['search_mismatches']} of {k['searches']} |",
                   ""]

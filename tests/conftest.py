@@ -45,6 +45,24 @@ def tiny_zoo_master(tmp_path_factory):
 
 
 @pytest.fixture
+def run_that_fails(monkeypatch):
+    """Index a zoo in a run that fails as it publishes (a full disk: the index write raises); the run raises too."""
+    from zoo2vec.index.vector_index import VectorIndex
+    from zoo2vec.jobs.indexing import run_index
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    def run(zoo: Path):
+        with monkeypatch.context() as m:
+            m.setattr(VectorIndex, "build", disk_full)
+            with pytest.raises(OSError):
+                run_index(zoo)
+
+    return run
+
+
+@pytest.fixture
 def tiny_zoo(tiny_zoo_master, tmp_path) -> Path:
     """A private copy of the tiny zoo, index included, for tests that change it."""
     root = tmp_path / "zoo"

@@ -146,17 +146,8 @@ def test_the_index_page_shows_the_last_run(app):
     assert app.metric[0].value == "5" and "Every model of the zoo is indexed" in app.success[0].value
 
 
-def test_the_index_page_shows_a_run_that_failed_after_the_last_published_one(tiny_zoo, monkeypatch):
-    from zoo2vec.index.vector_index import VectorIndex
-    from zoo2vec.jobs.indexing import run_index
-
-    def disk_full(*args, **kwargs):
-        raise OSError(28, "No space left on device")
-
-    with monkeypatch.context() as m:
-        m.setattr(VectorIndex, "build", disk_full)
-        with pytest.raises(OSError):
-            run_index(tiny_zoo)
+def test_the_index_page_shows_a_run_that_failed_after_the_last_published_one(tiny_zoo, run_that_fails, monkeypatch):
+    run_that_fails(tiny_zoo)
     monkeypatch.setenv("ZOO2VEC_ZOO", str(tiny_zoo))
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()

@@ -122,16 +122,8 @@ def test_a_crash_leaves_the_published_snapshot_untouched(tiny_zoo, monkeypatch):
     assert (last.status, last.report["stage"], last.report["reason"]) == ("interrupted", "publish", "interrupted (Ctrl-C)")
 
 
-def test_a_run_that_fails_is_in_the_history_and_the_next_run_keeps_it_there(tiny_zoo, monkeypatch):
-    from zoo2vec.index.vector_index import VectorIndex
-
-    def disk_full(*args, **kwargs):
-        raise OSError(28, "No space left on device")
-
-    with monkeypatch.context() as m:
-        m.setattr(VectorIndex, "build", disk_full)
-        with pytest.raises(OSError):
-            run_index(tiny_zoo)
+def test_a_run_that_fails_is_in_the_history_and_the_next_run_keeps_it_there(tiny_zoo, run_that_fails):
+    run_that_fails(tiny_zoo)
     runs = zoo2vec.open(tiny_zoo).history()
     assert list(runs.status) == ["failed", "published"]  # newest first: this run, then the fixture's
     failed = runs.iloc[0]

@@ -168,8 +168,8 @@ def kill9(root: Path, trials: int, *, seed: int = 0, workers: int = 2,
         except ValueError:
             report = {}
         left_behind = orphans(root, snapshots_kept())
-        history = reader.history(4)
         if began and not finished_first:  # the killed run is in the history, as killed (or failed, had it raised)
+            history = reader.history(4)
             out["killed_in_history"] += bool((history.status.isin(["killed", "failed"])
                                               & (history.started_at >= _utc(launched))).any())
         ok = resumed.returncode == 0 and report.get("indexed") == n_models and not report.get("failed")

@@ -116,19 +116,22 @@ class SentenceEncoder(_Memoised):
         self.name = name
         self.max_seq_length = max_seq_length
         self._model = None
+        self._loading = threading.RLock()  # one load however many threads ask (the export re-enters it)
         digest = _weights_digest(encoder_path(name), f"max_seq_length={max_seq_length}")
         self._disk = settings.home() / "encoders" / "memo" / f"{Path(name).name}-{digest}"
 
     @property
     def model(self):
         """The network, loaded on first use (and exported to ONNX for other processes' reference_encoder)."""
-        if self._model is None:
-            import sentence_transformers as st
+        with self._loading:
+            if self._model is None:
+                import sentence_transformers as st
 
-            with quiet_loading():
-                self._model = st.SentenceTransformer(str(encoder_path(self.name)), device=device(), local_files_only=True)
-            self._model.max_seq_length = self.max_seq_length
-            _write_export(self)
+                with quiet_loading():
+                    model = st.SentenceTransformer(str(encoder_path(self.name)), device=device(), local_files_only=True)
+                model.max_seq_length = self.max_seq_length
+                self._model = model
+                _write_export(self)
         return self._model
 
     @property

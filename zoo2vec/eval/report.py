@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-OTHERS = ("indexing", "reliability")  # entries of results.json that other commands write (bench/indexing_numbers.py,
+OTHERS = ("indexing", "reliability", "text_space")  # entries of results.json other commands write (bench/indexing_numbers.py,
 # zoo2vec eval --reliability): a benchmark run keeps them
 
 

@@ -4,6 +4,8 @@ and model concepts are compared. Vectors record the encoder's name and version.
 pixels-v1   images resized to 16x16 grey, each standardised (zero mean, unit norm): cosine is the
             pixel correlation. A stand-in until the CLIP image tower arrives (see the method issue).
 minilm-v1   all-MiniLM-L6-v2 sentence embeddings, normalised.
+minilm-int8-v1
+            the same MiniLM with int8 weights (zoo.fast_sentence): its space up to rounding, about 2x faster.
 minilm-static-v1
             a static encoder distilled from the same MiniLM (zoo.fast_sentence): the mean of its tokens' distilled
             vectors, normalised; a 100-sample text task embeds in milliseconds instead of a second. Words (label names,

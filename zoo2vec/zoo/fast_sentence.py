@@ -4,7 +4,7 @@ A transformer's forward pass is most of a text task's search time (MiniLM on 2 c
 reviews). Two ways out, each a reference encoder of its own (its probe set embeds its inputs the same way):
 
   int8    the same network's ONNX export with int8 weights (onnxruntime's dynamic quantisation): the same space up
-          to rounding (cosine ~0.95 to the float vectors), about 2.5x faster.
+          to rounding (cosine ~0.95 to the float vectors), about 2x faster.
   static  a static encoder: each token's vector looked up and averaged; the same 100 reviews take milliseconds.
 
 The static recipe is Model2Vec's, written out here because model2vec's `distill` extra pins transformers below what
@@ -52,9 +52,7 @@ def static_path(name: str = MINILM) -> Path:
 def token_vectors(source: OnnxSentenceEncoder, *, batch: int = 512) -> np.ndarray:
     """Each vocabulary token through the encoder alone, mean-pooled over it and the special tokens around it."""
     tokenizer = source.tokenizer
-    around = tokenizer.encode("").ids  # e.g. [CLS] [SEP]: the token goes between them
-    if len(around) < 1:
-        raise ConfigError(f"the tokenizer of {source.name} adds no special tokens; a static encoder cannot be distilled")
+    around = tokenizer.encode("").ids  # e.g. [CLS] [SEP]: the token goes between them (alone where there are none)
     vocab = tokenizer.get_vocab_size()
     out = np.zeros((vocab, source.dim), dtype=np.float32)
     for start in range(0, vocab, batch):
@@ -97,21 +95,38 @@ def int8_path(name: str = MINILM) -> Path:
 
 def int8_encoder(name: str = MINILM) -> OnnxSentenceEncoder:
     """The process-wide int8 ONNX encoder of `name`, quantised first where the data home has none."""
-    key = f"int8:{name}"
+    return _made(f"int8:{name}", int8_path(name), lambda path: _quantise(name, path),
+                 lambda path: OnnxSentenceEncoder(name, path))
+
+
+def static_encoder(name: str = MINILM) -> StaticSentenceEncoder:
+    """The process-wide static encoder distilled from `name`, distilled first where the data home has none."""
+    return _made(f"static:{name}", static_path(name), lambda path: _distil_to(name, path),
+                 lambda path: StaticSentenceEncoder(name, np.load(path)))
+
+
+def _made(key: str, path: Path, make, load):
+    """One encoder per process and key, loaded from `path`, which `make` writes first when it is missing."""
     with _lock:
         if key not in _encoders:
-            path = int8_path(name)
             if not path.exists():
-                from onnxruntime.quantization import QuantType, quantize_dynamic
-
-                partial = path.with_name(f".{path.name}.{os.getpid()}.partial.onnx")
-                quantize_dynamic(str(_float_export(name)), str(partial), weight_type=QuantType.QInt8)
-                os.replace(partial, path)
-            _encoders[key] = OnnxSentenceEncoder(name, path)
+                make(path)
+            _encoders[key] = load(path)
         return _encoders[key]
 
 
-def _build(name: str, path: Path) -> None:
+def _quantise(name: str, path: Path) -> None:
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:
+        raise ConfigError(f"the int8 encoder is made with onnxruntime's quantiser, which needs onnx ({exc}): "
+                          "pip install 'zoo2vec[onnx]'") from None
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial.onnx")
+    quantize_dynamic(str(_float_export(name)), str(partial), weight_type=QuantType.QInt8)
+    os.replace(partial, path)  # whole or absent
+
+
+def _distil_to(name: str, path: Path) -> None:
     export = _float_export(name)
     log.info("distilling a static encoder from %s (once, about a minute)", name)
     vectors = distil(token_vectors(OnnxSentenceEncoder(name, export)))
@@ -139,13 +154,3 @@ class StaticSentenceEncoder(_Memoised):
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.asarray(self.model.encode(texts, show_progress_bar=False, use_multiprocessing=False), dtype=np.float32)
 
-
-def static_encoder(name: str = MINILM) -> StaticSentenceEncoder:
-    """The process-wide static encoder distilled from `name`, distilled first where the data home has none."""
-    with _lock:
-        if name not in _encoders:
-            path = static_path(name)
-            if not path.exists():
-                _build(name, path)
-            _encoders[name] = StaticSentenceEncoder(name, np.load(path))
-        return _encoders[name]

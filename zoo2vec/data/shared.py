@@ -32,9 +32,10 @@ def _root(*parts):
     return path
 
 
-def _make(name, x, y, names, source, license, max_samples=MAX_SAMPLES) -> LabelledData:
+def _make(name, x, y, names, source, license, max_samples=MAX_SAMPLES, groups=None) -> LabelledData:
     y = np.asarray(y, dtype=np.int64)
-    data = LabelledData(name, x if not isinstance(x, list) else list(x), y, tuple(names), source, license)
+    groups = None if groups is None else np.asarray(groups, dtype=np.int64)
+    data = LabelledData(name, x if not isinstance(x, list) else list(x), y, tuple(names), source, license, groups)
     if len(y) > max_samples:
         keep = stratified_split(y, [max_samples / len(y), 1.0], seed=0)[0]
         data = data.subset(keep)
@@ -240,20 +241,21 @@ GTSRB = {1: "speed limit 30", 2: "speed limit 50", 4: "speed limit 70", 10: "no 
 def gtsrb():
     """GTSRB traffic signs, 8 classes at 32x32 RGB. Each folder holds 12 tracks (file prefix TTTTT_) of 30 frames of
     one physical sign, near-duplicates of each other; only every 6th frame (00000, 00006, ...: 5 a track, 480 images)
-    is kept so that near-duplicates are few. The 5 kept frames of a track still show the same sign, and LabelledData
-    carries no track id, so a random split can put one track on both sides."""
+    is kept so that near-duplicates are few. The 5 kept frames of a track still show the same sign: `groups` holds the
+    track (class id * 1000 + track number), so splits keep each track on one side."""
     from PIL import Image
 
-    images, labels = [], []
+    images, labels, tracks = [], [], []
     for label, class_id in enumerate(GTSRB):
         for f in sorted(_root("images", "gtsrb32_subset", f"{class_id:05d}").glob("*.ppm")):
             if int(f.stem.split("_")[1]) % 6 == 0:
                 with Image.open(f) as im:
                     images.append(np.asarray(im.convert("RGB")))
                 labels.append(label)
+                tracks.append(class_id * 1000 + int(f.stem.split("_")[0]))
     x = (np.stack(images).transpose(0, 3, 1, 2) / 255.0).astype(np.float32)
     return _make("gtsrb", x, labels, GTSRB.values(), "GTSRB training tracks (8 classes, every 6th frame)",
-                 "research-only")
+                 "research-only", groups=tracks)
 
 
 # words.txt is not in the folder (only wnids.txt, which lists all 200 classes); names as the README gives them
@@ -399,6 +401,17 @@ SHARED: dict[str, tuple[str, Callable[[], LabelledData]]] = {
     "reuters-r8": ("text", reuters_r8), "financial-phrasebank": ("text", financial_phrasebank), "liar": ("text", liar),
     "youtube-spam": ("text", youtube_spam), "enron-spam": ("text", enron_spam), "20newsgroups": ("text", newsgroups20),
 }
+
+
+@lru_cache(maxsize=32)
+def shared_half(name: str, part: str) -> LabelledData:
+    """One of a shared dataset's two fixed halves: "zoo" (the benchmark's models train on it, probe sets may draw from
+    it) or "tasks" (the benchmark's tasks). Near-duplicate groups (LabelledData.groups) stay whole."""
+    if part not in ("zoo", "tasks"):
+        raise ConfigError(f"unknown half {part!r}: use 'zoo' or 'tasks'")
+    data = shared(name)
+    halves = stratified_split(data.y, [0.5, 0.5], seed=1, groups=data.groups)
+    return data.subset(halves[0 if part == "zoo" else 1])
 
 
 @lru_cache(maxsize=32)

@@ -86,12 +86,15 @@ def datasets_of(name: str) -> set[str]:
     return {part["dataset"] for part in config(name)["parts"] if "dataset" in part}
 
 
-def _pick(dataset: str, n: int, rng) -> list:
-    """Inputs from a packaged dataset's probe part, or from a shared dataset (never a held-out one: see tests)."""
+def _pick(dataset: str, n: int, rng, half: str | None = None) -> list:
+    """Inputs from a packaged dataset's probe part, or from a shared dataset (never a held-out one: see tests): all of
+    it, or with half="zoo" only the half the benchmark's models train on (data.shared.shared_half), never a task's sample."""
     from zoo2vec.data.datasets import LOADERS
-    from zoo2vec.data.shared import shared
+    from zoo2vec.data.shared import shared, shared_half
 
-    data = packaged(dataset, "probe") if dataset in LOADERS else shared(dataset)
+    if half not in (None, "zoo"):
+        raise ConfigError(f"probe part of {dataset!r}: half {half!r} is not 'zoo' (the only half a probe may draw from)")
+    data = packaged(dataset, "probe") if dataset in LOADERS else shared_half(dataset, half) if half else shared(dataset)
     idx = rng.choice(len(data), size=n, replace=n > len(data))
     return [data.x[i] for i in idx]
 
@@ -116,6 +119,16 @@ def _rotate(images, part, rng, n):
             for img, a in zip(images, angles)]
 
 
+def _tint(images, part, rng, n):
+    """Grey images recoloured: ink and paper each a random colour (a digit in red on blue, ...)."""
+    out = []
+    for img in images:
+        ink, paper = rng.random((2, 3, 1, 1))
+        g = img.mean(axis=0, keepdims=True)
+        out.append((paper * (1 - g) + ink * g).astype(np.float32))
+    return out
+
+
 def _shift(images, part, rng, n):
     return [np.roll(img, tuple(rng.integers(-part["pixels"], part["pixels"] + 1, size=2)), axis=(1, 2)) for img in images]
 
@@ -128,6 +141,7 @@ _IMAGE_TRANSFORMS = {
     "shift": _shift,
     "mix": lambda images, part, rng, n: [np.maximum(a, b) * 0.8 for a, b in zip(images[:n], images[n:])],
     "invert": lambda images, part, rng, n: [1.0 - img for img in images],
+    "tint": _tint,
 }
 
 
@@ -140,7 +154,7 @@ def _image_part(part: dict, rng, cfg: dict) -> list[np.ndarray]:
         return [_IMAGE_MADE[kind](shape, rng) for _ in range(n)]
     if kind not in _IMAGE_TRANSFORMS:
         raise ConfigError(f"probe set {cfg['name']!r}: unknown image part kind {kind!r}")
-    images = list(resize(_pick(part["dataset"], n * (2 if kind == "mix" else 1), rng), shape))
+    images = list(resize(_pick(part["dataset"], n * (2 if kind == "mix" else 1), rng, part.get("half")), shape))
     return _IMAGE_TRANSFORMS[kind](images, part, rng, n)
 
 

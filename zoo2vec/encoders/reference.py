@@ -15,7 +15,8 @@ clip-v1     the CLIP image tower (encoders.clip): local pretrained open_clip wei
             re-encoding (from cached probe outputs, no new forward passes).
 hog-v1      training-free image features (encoders.image_features): HOG (hog-v1), or pixels-v1 and HOG side by
             side (pixels-hog-v1, the bench zoo's, chosen by cross-validation). Built in code, no weights file and
-            no data, so the name is the identity.
+            no data, so the name is the identity. pixels-hog-colour-v1 adds where the colour is (image_features.colour),
+            which the grey blocks cannot see.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from zoo2vec.errors import ConfigError
 ENCODERS = {"minilm-v1": "text", "minilm-int8-v1": "text", "minilm-static-v1": "text", "clip-v1": "image"}
 TEXT_REFERENCE = "minilm-v1"  # the sentence space: text queries, card text and label names are embedded in it too
 # training-free image encoders: name -> the image_features blocks concatenated (each block unit norm)
-IMAGE_FEATURES = {"pixels-v1": ("pixels",), "hog-v1": ("hog",), "pixels-hog-v1": ("pixels", "hog")}
+IMAGE_FEATURES = {"pixels-v1": ("pixels",), "hog-v1": ("hog",), "pixels-hog-v1": ("pixels", "hog"),
+                  "pixels-hog-colour-v1": ("pixels", "hog", "colour")}
 ENCODERS.update(dict.fromkeys(IMAGE_FEATURES, "image"))
 
 

@@ -96,15 +96,16 @@ def generate(config: dict, datasets: set[str] | None = None) -> list[TaskSpec]:
     held, new = held_out_datasets(config), new_domain_datasets(config)
     meta = set(meta_training_datasets(config, datasets))
     specs = []
+    seeds = config.get("task_seeds", config["name"])  # a renamed config may keep its tasks (and their ground truth)
     for dataset in sorted(held | new | meta):
         split = "held_out" if dataset in held else "new_domain" if dataset in new else "meta"
         n = t.get(f"{split}_per_dataset", t["held_out_per_dataset"])
-        specs.extend(_draw(config, dataset, split, f"{dataset}/{i}", f"{config['name']}/{dataset}/{i}") for i in range(n))
+        specs.extend(_draw(config, dataset, split, f"{dataset}/{i}", f"{seeds}/{dataset}/{i}") for i in range(n))
         if split == "meta":
             kinds = TRANSFORMS[modality_of(dataset)]
             for i in range(t.get("transformed_per_dataset", 0)):
                 kind = kinds[zlib.crc32(f"{dataset}/{i}".encode()) % len(kinds)]
-                specs.append(_draw(config, dataset, split, f"{dataset}/{kind}-{i}", f"{config['name']}/{dataset}/t{i}", kind))
+                specs.append(_draw(config, dataset, split, f"{dataset}/{kind}-{i}", f"{seeds}/{dataset}/t{i}", kind))
     return specs
 
 

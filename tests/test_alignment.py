@@ -151,7 +151,7 @@ def test_search_serves_a_blended_checkpoint(tiny_zoo_master, make_task, tmp_path
 
     served = alignment.load("align-2")  # packaged before blends existed
     assert served.blend == 0.0 and "blend" not in json.loads(served.to_json())
-    assert alignment.load(alignment.DEFAULT).blend == 0.75  # align-3, the default, is a blend
+    assert alignment.load(alignment.DEFAULT).blend == 0.75  # align-4, the default, is a blend
     task = make_task("sklearn-digits", ["0", "1", "2"], shots=5)
     for weight in (0.5, 1.0):
         path = tmp_path / f"blend-{weight}.json"

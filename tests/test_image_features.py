@@ -30,7 +30,7 @@ def test_every_feature_encoder_is_an_image_encoder_with_a_probe_set():
         assert reference.identity(name) == name
     configured = {probe_set.config(n)["reference_encoder"] for n in probe_set.available()}
     assert set(NAMES) <= configured
-    assert probe_set.config(probe_set.default_for("image"))["reference_encoder"] == "pixels-hog-v1"
+    assert probe_set.config(probe_set.default_for("image"))["reference_encoder"] == "pixels-hog-colour-v1"
 
 
 def test_feature_probe_sets_draw_exactly_the_image_v1_inputs():

@@ -352,14 +352,14 @@ def eval_(quick, out_dir, fresh, study, reliability, parts, inputs):
 @click.option("--config", "config_name", type=click.Choice(["bench", "quick"]), default="bench", show_default=True,
               help="Bench config whose meta-training tasks and ground truth to learn from.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Checkpoint path (default: $ZOO2VEC_HOME/alignments/align-3.json).")
+              help="Checkpoint path (default: $ZOO2VEC_HOME/alignments/align-4.json).")
 @click.option("--hidden", default=0, show_default=True, help="Hidden units of the scorer (0: linear, chosen by cross-validation).")
 @click.option("--blend", default=0.75, show_default=True, help="Weight of the untrained score mixed into the learned one.")
 @click.option("--plain-only/--with-transformed", default=True, show_default=True,
               help="Fit on the plain meta-training tasks only, or on their transformed copies too.")
 def train_align(config_name, out, hidden, blend, plain_only):
     """Learn the alignment from meta-training tasks (never held-out ones) and their measured ground truth. The
-    defaults are the packaged default's (align-3) recipe."""
+    defaults are the packaged default's (align-4) recipe."""
     from zoo2vec.eval.align import train
 
     if not 0 <= blend < 1:

@@ -70,7 +70,9 @@ WORD_COMPONENTS = {"card": ("card",),
 TEMPERATURE = 0.05  # accuracy gap that counts as one unit of score in the listwise target
 # align-3: align-2's features (surrogate transferability included) fitted on the plain meta-training tasks, its score
 # blended 1:3 with the untrained one: the design leave-one-domain-out cross-validation chose (bench/RESULTS.md)
-DEFAULT = "align-3"
+# align-4: the same design refitted on bench-2 (traffic signs in meta-training, so colour inputs vary) with the image
+# probe set CV chose there (image-v3-synth: grey and colour probes, pixels + HOG + colour; bench/IMAGE_SPACE.md)
+DEFAULT = "align-4"
 WORDS = "words-1"
 UNTRAINED = "untrained"
 UNTRAINED_FEATURES = ("kernel_alignment", "concept_match")  # what the untrained score is the mean of
@@ -268,7 +270,7 @@ _KINDS = {False: ("ZOO2VEC_ALIGN", DEFAULT, "train-align", "alignment"),
 
 def load(name: str | None = None, *, words: bool = False) -> Alignment:
     """The alignment named (a path to a checkpoint, 'untrained', or a packaged version); default $ZOO2VEC_ALIGN, else
-    align-3. words=True: the words scorer, default $ZOO2VEC_WORDS, else words-1 ('untrained' is the card's similarity)."""
+    align-4. words=True: the words scorer, default $ZOO2VEC_WORDS, else words-1 ('untrained' is the card's similarity)."""
     setting, default, command, called = _KINDS[words]
     name = name or os.environ.get(setting) or default
     if name == UNTRAINED:

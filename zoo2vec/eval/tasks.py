@@ -3,9 +3,9 @@
 Three splits, named in the bench config:
   held_out    datasets the zoo has models for but nothing the method learns was trained on; every headline
               result is reported on them.
-  new_domain  datasets from domains the zoo has no model for and the method never saw (traffic signs, natural
-              photos, headlines, newswire, finance, political claims, comment and e-mail spam, newsgroups): what a
-              new domain costs.
+  new_domain  datasets from domains the zoo has no model for and the method never saw (natural photos,
+              headlines, newswire, finance, political claims, comment and e-mail spam, newsgroups): what a new
+              domain costs. (bench-2 moved traffic signs to meta-training, so that CV sees colour images.)
   meta        the remaining datasets, the only ones the method may learn from; besides plain tasks they give
               transformed ones (rotated, inverted, noisy or cropped images; lower-cased, truncated or
               word-dropped texts) so the scorer sees inputs unlike its training data.

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo2vec import settings
-from zoo2vec.data.datasets import LabelledData, packaged, stratified_split
+from zoo2vec.data.datasets import LabelledData, packaged
 from zoo2vec.data.shared import SHARED, shared, shared_half
 from zoo2vec.errors import ConfigError
 from zoo2vec.train import formats

@@ -40,7 +40,7 @@ def available() -> list[str]:
 
 def config(name: str) -> dict:
     """A probe set's config. One that names a "base" takes the base's parts, scaled to "size" inputs
-    (each part in proportion), and may override its reference encoder."""
+    (each part in proportion), then its own "add" parts after them, and may override the base's other keys."""
     path = resources.files(__package__).joinpath("probe_sets").joinpath(f"{name}.json")
     if not path.is_file():
         raise ConfigError(f"unknown probe set {name!r}. Available: {', '.join(available())}")
@@ -50,8 +50,8 @@ def config(name: str) -> dict:
     base = config(cfg["base"])
     total = sum(part["n"] for part in base["parts"])
     scale = cfg.get("size", total) / total
-    parts = [{**part, "n": max(1, round(part["n"] * scale))} for part in base["parts"]]
-    return {**base, **{k: v for k, v in cfg.items() if k not in ("base", "size")}, "parts": parts}
+    parts = [{**part, "n": max(1, round(part["n"] * scale))} for part in base["parts"]] + cfg.get("add", [])
+    return {**base, **{k: v for k, v in cfg.items() if k not in ("base", "size", "add")}, "parts": parts}
 
 
 def default_for(modality: str) -> str:

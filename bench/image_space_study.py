@@ -52,7 +52,7 @@ def family_means(per_task: dict, specs, family_map) -> dict:
 
 
 def choose(spaces: dict) -> str:
-    """The rule: best on every image family; one drawing GTSRB probes only if also best without the sign family."""
+    """The rule: best mean over the image tasks; one drawing GTSRB probes only if also best without the sign family."""
     ranked = sorted(spaces, key=lambda s: -spaces[s]["cv"][DEFAULT]["all"]["weighted_tau"])
     without = max(spaces, key=lambda s: spaces[s]["cv"][DEFAULT]["without_signs"]["weighted_tau"])
     for space in ranked:

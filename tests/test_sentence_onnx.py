@@ -36,6 +36,9 @@ def test_the_first_load_writes_an_export_that_gives_the_same_vectors(fresh, isol
     np.testing.assert_allclose(ours, theirs, atol=1e-5)  # truncation at 128 tokens and padding included
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1, atol=1e-5)
     np.testing.assert_array_equal(fast.encode(TEXTS[:2]), fast.encode(TEXTS[:2]))  # the memo returns what it stored
+    # more texts than a batch, lengths mixed: batched by length, yet each row is its own text's vector, in order
+    many = [" ".join(["word"] * n) + f" {i}" for i, n in enumerate(np.random.default_rng(0).integers(1, 60, 37))]
+    np.testing.assert_allclose(fast.encode(many, memo=False), torch_side.encode(many, memo=False), atol=1e-5)
     assert fast.encode([]).shape == (0, 384)
 
 

@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
-from text_space_study import DEFAULT, DESIGNS, KEYS, _f, means, say
+from text_space_study import DEFAULT, DESIGNS, KEYS, _f, means, save, say
 
 import zoo2vec
 from zoo2vec import settings
@@ -104,25 +103,17 @@ def main() -> None:
         say(f"{space}: {json.dumps(entry)}")
     result["chosen"] = choose(result["spaces"])
     result["minutes"] = (time.time() - started) / 60
-    out = settings.home() / "bench" / "image_space_study.json"
-    out.write_text(json.dumps(result, indent=1))
-    say(f"wrote {out}")
-    print(publish(result))
+    print(save("image_space", result, markdown(result), summary(result)))
 
 
-def publish(result: dict) -> str:
-    """bench/IMAGE_SPACE.md and results.json's "image_space" entry from a study's result; returns the markdown."""
-    here = Path(__file__).parent
-    (here / "IMAGE_SPACE.md").write_text(markdown(result))
-    data = json.loads((here / "results.json").read_text())
-    data["image_space"] = {"rule": result["rule"], "chosen": result["chosen"], **{
+def summary(result: dict) -> dict:
+    """results.json's "image_space" entry: per space, its CV and looked-at weighted tau."""
+    return {"rule": result["rule"], "chosen": result["chosen"], **{
         space: {"probe_set": e["probe_set"], "cv": e["cv"][DEFAULT]["all"]["weighted_tau"],
                 "cv_without_signs": e["cv"][DEFAULT]["without_signs"]["weighted_tau"],
                 **{split: (e["looked_at"][DEFAULT][split]["all"] or {}).get("weighted_tau")
                    for split in ("held_out", "new_domain")}}
         for space, e in result["spaces"].items()}}
-    (here / "results.json").write_text(json.dumps(data, indent=1) + "\n")
-    return markdown(result)
 
 
 def markdown(result: dict) -> str:

@@ -132,3 +132,16 @@ def test_folder_skips_hidden_and_other_files_and_zip_of_class_folders_at_root(tm
             z.writestr(f"{label}/0.txt", text)
     task = Task.from_path(tmp_path / "flat.zip")
     assert task.label_names == ("neg", "pos") and task.samples == ("bad film", "good film")
+
+
+def test_a_capped_task_keeps_every_class_and_its_own_pairs():
+    texts = [f"{c} {i}" for c, n in (("big", 40), ("mid", 12), ("small", 2)) for i in range(n)]
+    task = Task.from_arrays(texts, [t.split()[0] for t in texts])
+    capped = task.capped(12)
+    counts = {name: int((capped.labels == i).sum()) for i, name in enumerate(capped.label_names)}
+    assert counts == {"big": 5, "mid": 5, "small": 2}  # the small class gives all it has, the rest take turns
+    assert all(s.split()[0] == capped.label_names[y] for s, y in zip(capped.samples, capped.labels))
+    assert len(set(capped.samples)) == 12 and set(capped.samples) <= set(texts)
+    assert task.capped(12).samples == capped.samples  # the same cap, the same samples
+    assert task.capped(len(task)) is task
+    assert sorted(task.capped(1).labels.tolist()) == [0, 1, 2]  # one of each class, whatever the cap

@@ -54,6 +54,21 @@ class Task:
     def __repr__(self) -> str:
         return f"Task({self.modality}, {len(self)} samples, classes={list(self.label_names)})"
 
+    def capped(self, n: int) -> Task:
+        """At most n of the samples (at least one per class), the classes taking turns (each class's samples in a fixed
+        random order), so every class keeps min(its count, about n / classes); the task itself when it has n or fewer."""
+        n = max(n, self.n_classes)
+        if len(self) <= n:
+            return self
+        rng = np.random.default_rng(0)
+        turns = [rng.permutation(np.flatnonzero(self.labels == c)) for c in range(self.n_classes)]
+        rank = np.empty(len(self), dtype=np.int64)  # a sample's place in the round robin
+        for members in turns:
+            rank[members] = np.arange(len(members)) * self.n_classes
+        rank += self.labels  # ties within a round broken by class
+        keep = np.sort(np.argsort(rank, kind="stable")[:n])
+        return Task(tuple(self.samples[i] for i in keep), self.labels[keep], self.label_names, self.modality)
+
     @classmethod
     def from_arrays(cls, samples: Sequence, labels: Sequence, *, label_names: Sequence[str] | None = None) -> Task:
         """From images (each (H, W), (H, W, C) or (C, H, W)) or strings, and one label per sample.

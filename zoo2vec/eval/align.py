@@ -40,12 +40,15 @@ from zoo2vec.train.alignment import blended, fit
 from zoo2vec.zoo.layout import ZooLayout
 
 
-def task_features(zoo, specs: list[TaskSpec], progress: Callable[[str], None] | None = None) -> dict[str, dict[str, dict]]:
-    """Pair features of every model of the task's modality, per task: {task_id: {model: features}}."""
+def task_features(zoo, specs: list[TaskSpec], progress: Callable[[str], None] | None = None, *,
+                  cap: int | None = None) -> dict[str, dict[str, dict]]:
+    """Pair features of every model of the task's modality, per task: {task_id: {model: features}}; with `cap`, each
+    query is searched with at most that many of its samples (Task.capped)."""
     out = {}
     n = len(zoo.models())
     for i, spec in enumerate(specs):
         query, _ = materialize(spec)
+        query = query.capped(cap) if cap else query
         out[spec.task_id] = {r.name: r.features for r in zoo.search(query, k=n)}
         if progress and (i + 1) % 10 == 0:
             progress(f"features {i + 1}/{len(specs)}")

@@ -44,6 +44,20 @@ def test_leep_and_nce_by_hand():
     assert tr.nce(mixed, y) == pytest.approx(0.75 * (2 / 3 * np.log(2 / 3) + 1 / 3 * np.log(1 / 3)))
 
 
+def test_leep_and_nce_side_by_side_equal_each_model_alone():
+    """Many models' outputs side by side (different class counts, a one-class model, ties in a hard prediction)
+    give each model what leep() and nce() give it alone."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 40)
+    blocks = [rng.dirichlet(np.ones(c), 40) for c in (2, 5, 1, 7)] + [np.full((40, 4), 0.25)]
+    leeps, nces = tr.leep_nce_side_by_side(np.hstack(blocks), [b.shape[1] for b in blocks], y)
+    np.testing.assert_allclose(leeps, [tr.leep(b, y) for b in blocks], rtol=1e-10)
+    np.testing.assert_allclose(nces, [tr.nce(b, y) for b in blocks], rtol=1e-10, atol=1e-12)
+    # the informative models differ (a swap of columns would show); the one-class and the uniform model both score
+    # the prior
+    assert len(set(np.round(leeps[[0, 1, 3]], 6))) == 3 and leeps[2] == pytest.approx(leeps[4])
+
+
 def test_knn_by_hand():
     f = np.array([[0.0], [0.1], [1.0], [1.1], [0.05]])
     y = np.array([0, 0, 1, 1, 1])

@@ -73,3 +73,22 @@ def test_surrogate_outputs_stand_in_for_running_the_model():
     assert good["surrogate_leep"] > bad["surrogate_leep"] and good["surrogate_nce"] > bad["surrogate_nce"]
     assert task.neighbours.shape == task.weights.shape == (4, 4)
     np.testing.assert_allclose(task.weights.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_surrogate_scores_side_by_side_equal_each_model_alone():
+    """The candidates' surrogate scores computed together are each model's computed alone; a model without kept
+    outputs gets zeros wherever it sits in the list."""
+    from zoo2vec.encoders.alignment import surrogate_scores, surrogate_scores_side_by_side
+
+    rng = np.random.default_rng(5)
+    probes = rng.standard_normal((60, 8)).astype(np.float32)
+    samples = rng.standard_normal((30, 8)).astype(np.float32)
+    task = know2vec.encode_task(samples, rng.integers(0, 3, 30), probes)
+    outputs = [rng.dirichlet(np.ones(c), 60).astype(np.float32) for c in (2, 10, 3)]
+    outputs.insert(1, None)
+    together = surrogate_scores_side_by_side(task, outputs, task.labels)
+    alone = [surrogate_scores(None if o is None else task.surrogate_outputs(o), task.labels) for o in outputs]
+    for t, a in zip(together, alone):
+        assert t.keys() == a.keys() and t == pytest.approx(a, rel=1e-5, abs=1e-7)
+    assert together[1] == {"surrogate_leep": 0.0, "surrogate_nce": 0.0} and together[0] != together[2]
+    assert surrogate_scores_side_by_side(task, [None], task.labels) == [alone[1]]

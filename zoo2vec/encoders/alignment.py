@@ -105,6 +105,21 @@ def surrogate_scores(surrogate: np.ndarray | None, labels: np.ndarray) -> dict[s
     return {"surrogate_leep": leep(surrogate, labels), "surrogate_nce": nce(surrogate, labels)}
 
 
+def surrogate_scores_side_by_side(knowledge, outputs: list[np.ndarray | None], labels: np.ndarray) -> list[dict[str, float]]:
+    """surrogate_scores of many models' probe outputs at once (what computing each alone gives), for a
+    know2vec.TaskKnowledge; a model whose outputs the index did not keep gets zeros."""
+    from zoo2vec.encoders.transferability import leep_nce_side_by_side
+
+    out = [surrogate_scores(None, labels) for _ in outputs]
+    kept = [i for i, o in enumerate(outputs) if o is not None]
+    if kept:
+        theta = knowledge.surrogate_outputs_side_by_side([outputs[i] for i in kept])
+        leeps, nces = leep_nce_side_by_side(theta, [outputs[i].shape[1] for i in kept], labels)
+        for i, leep, nce in zip(kept, leeps.tolist(), nces.tolist()):
+            out[i] = {"surrogate_leep": leep, "surrogate_nce": nce}
+    return out
+
+
 def pair_features(kernel_alignment: float, similarities: list[float], n_model_classes: int, n_task_classes: int,
                   confidence: float, entropy: float, mass: np.ndarray, *, label_match: float = 0.0,
                   has_labels: bool = False, input_match: float = 1.0,

@@ -58,6 +58,16 @@ class TaskKnowledge:
         """A model's outputs on the task's samples, estimated from its outputs on the probe set (n_samples, classes)."""
         return np.einsum("nk,nkc->nc", self.weights, outputs[self.neighbours])
 
+    def surrogate_outputs_side_by_side(self, outputs: list[np.ndarray]) -> np.ndarray:
+        """surrogate_outputs of many models at once, side by side (n_samples, their classes together): only the probe
+        rows some sample is near are gathered, and one sparse product weighs them."""
+        from scipy.sparse import csr_matrix
+
+        rows, where = np.unique(self.neighbours, return_inverse=True)
+        n, k = self.neighbours.shape
+        weigh = csr_matrix((self.weights.ravel(), (np.repeat(np.arange(n), k), where.ravel())), shape=(n, len(rows)))
+        return np.asarray(weigh @ np.hstack([o[rows] for o in outputs]), dtype=np.float32)
+
 
 @dataclass(frozen=True)
 class ConceptMatch:
@@ -145,14 +155,18 @@ def concept_match(
     sims = task.prototypes @ concepts.T
     rows, cols = linear_sum_assignment(-sims)
     matched = dict(zip(rows.tolist(), cols.tolist()))
+    ranked = np.sort(sims, axis=1)  # the best concept other than the matched one: the second best when the match is
+    # (tied for) the best, else the best
     matches = []
     for i, name in enumerate(task_labels):
         j = matched.get(i)
         if j is None:
             matches.append(ConceptMatch(str(name), None, 0.0))
             continue
-        others = np.delete(sims[i], j)
-        margin = float(sims[i, j] - others.max()) if len(others) else float(sims[i, j])
+        if sims.shape[1] == 1:
+            margin = float(sims[i, j])
+        else:
+            margin = float(sims[i, j] - (ranked[i, -2] if sims[i, j] >= ranked[i, -1] else ranked[i, -1]))
         matches.append(ConceptMatch(str(name), str(concept_labels[j]), float(sims[i, j]), margin))
     score = float(np.mean([max(m.similarity, 0.0) for m in matches]))
     return score, matches

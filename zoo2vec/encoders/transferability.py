@@ -81,6 +81,27 @@ def nce(probs, y) -> float:
     return total
 
 
+def leep_nce_side_by_side(theta, sizes, y) -> tuple[np.ndarray, np.ndarray]:
+    """LEEP and NCE of many models at once (what leep() and nce() give each): theta (n, sum of sizes) holds their
+    outputs on the same samples side by side, model m in the sizes[m] columns after those of the models before it."""
+    theta = np.asarray(theta, dtype=np.float64)
+    y, n_classes = _labels(y)
+    n = len(y)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+    onehot = np.eye(n_classes)[y]
+    joint = onehot.T @ theta / n  # P(y, z), every model's z side by side
+    conditional = joint / np.maximum(joint.sum(axis=0, keepdims=True), 1e-300)
+    expected = np.add.reduceat(theta * conditional[y], starts, axis=1)  # (n, models)
+    leeps = np.log(np.maximum(expected, 1e-300)).mean(axis=0)
+    # NCE: each model's hard prediction, as a column of theta, against the labels
+    z = np.stack([theta[:, a:a + size].argmax(axis=1) + a for a, size in zip(starts.tolist(), sizes)])
+    p_zy = np.bincount((z * n_classes + y).ravel(), minlength=theta.shape[1] * n_classes).reshape(-1, n_classes)
+    p_zy = p_zy / n
+    p_z = p_zy.sum(axis=1, keepdims=True)
+    terms = np.where(p_zy > 0, p_zy * np.log(np.where(p_zy > 0, p_zy, 1.0) / np.maximum(p_z, 1e-300)), 0.0)
+    return leeps, np.add.reduceat(terms.sum(axis=1), starts)
+
+
 def knn_accuracy(features, y, *, k: int = 5) -> float:
     """Leave-one-out k-NN accuracy (Euclidean; ties broken toward the nearer neighbour's class)."""
     f = np.asarray(features, dtype=np.float64)

@@ -48,10 +48,14 @@ class _TaskView:
 def score_task(snapshot: Snapshot, task: Task, among: np.ndarray, n_candidates: int,
                alignment: Alignment) -> list[TaskScore]:
     """The n_candidates models among `among` whose decisions agree most with the task's, scored, in retrieval order."""
+    from zoo2vec.encoders.alignment import surrogate_scores_side_by_side
+
     view = _view(snapshot, task)
     ids, cka = snapshot.nearest_by_decisions(view.knowledge.kernel_vector, n_candidates, among)
-    profiles = snapshot.profiles_of(ids)
-    pairs = [_pair(view, kernel, profiles[model_id]) for model_id, kernel in zip(ids.tolist(), cka.tolist())]
+    known = snapshot.profiles_of(ids)
+    profiles = [known[model_id] for model_id in ids.tolist()]
+    surrogates = surrogate_scores_side_by_side(view.knowledge, [p.outputs for p in profiles], task.labels)
+    pairs = [_pair(view, kernel, p, surrogate) for kernel, p, surrogate in zip(cka.tolist(), profiles, surrogates)]
     predicted = alignment.score([features for features, _ in pairs])
     return [TaskScore(model_id=model_id, score=float(score), features=features, matches=tuple(matched))
             for model_id, (features, matched), score in zip(ids.tolist(), pairs, predicted)]
@@ -68,8 +72,10 @@ def _view(snapshot: Snapshot, task: Task) -> _TaskView:
     return _TaskView(task, knowledge, label_vectors, shape)
 
 
-def _pair(view: _TaskView, kernel: float, profile: ModelProfile) -> tuple[dict[str, float], list[ConceptMatch]]:
-    """The pair features of the task and one model, and the concept each task class matched."""
+def _pair(view: _TaskView, kernel: float, profile: ModelProfile,
+          surrogate: dict[str, float]) -> tuple[dict[str, float], list[ConceptMatch]]:
+    """The pair features of the task and one model (its surrogate scores computed with the other candidates'), and
+    the concept each task class matched."""
     from zoo2vec.encoders import alignment, know2vec
 
     task, p = view.task, profile
@@ -77,7 +83,5 @@ def _pair(view: _TaskView, kernel: float, profile: ModelProfile) -> tuple[dict[s
     features = alignment.pair_features(
         kernel, [m.similarity for m in matched], len(p.labels), task.n_classes, p.confidence, p.entropy, p.mass,
         label_match=alignment.label_match(view.label_vectors, p.label_vectors), has_labels=p.label_vectors is not None,
-        input_match=alignment.input_match(view.shape, p.input_shape),
-        surrogate=alignment.surrogate_scores(
-            None if p.outputs is None else view.knowledge.surrogate_outputs(p.outputs), task.labels))
+        input_match=alignment.input_match(view.shape, p.input_shape), surrogate=surrogate)
     return features, matched

@@ -33,8 +33,8 @@ from zoo2vec import settings
 from zoo2vec.data.task import Task
 from zoo2vec.encoders import alignment, reference
 from zoo2vec.eval import align
-from zoo2vec.eval.bench_zoo import bench_data
 from zoo2vec.eval.ground_truth import materialize
+from zoo2vec.eval.run import text_tasks
 from zoo2vec.eval.study import link_zoo
 from zoo2vec.jobs.indexing import run_index
 from zoo2vec.zoo.layout import ZooLayout
@@ -75,15 +75,6 @@ def say(text: str) -> None:
 def means(per_task: dict, ids: set[str]) -> dict | None:
     rows = [v for t, v in per_task.items() if t in ids]
     return {k: float(np.mean([r[k] for r in rows])) for k in KEYS} | {"tasks": len(rows)} if rows else None
-
-
-def text_tasks(held, samples: int = 100) -> list[Task]:
-    out = []
-    for dataset in sorted({s.dataset for s in held if s.modality == "text"}):
-        data = bench_data(dataset, "tasks")
-        idx = np.random.default_rng(0).permutation(len(data))[:samples]
-        out.append(Task.from_arrays([data.x[i] for i in idx], [data.label_names[data.y[i]] for i in idx]))
-    return out
 
 
 def speed(rows: dict, tasks: list[Task], repeats: int = 3) -> dict:
@@ -172,16 +163,16 @@ def main() -> None:
     print(save("text_space", result, markdown(result), summary(result)))
 
 
-def save(stem: str, result: dict, text: str, entry: dict) -> str:
+def save(stem: str, result: dict, text: str, entry: dict, key: str | None = None) -> str:
     """A study's result whole in $ZOO2VEC_HOME/bench/<stem>_study.json, its markdown in bench/<STEM>.md and `entry`
-    as results.json's "<stem>" entry (kept by `zoo2vec eval`); returns the markdown."""
+    as results.json's `key` entry (default "<stem>"; kept by `zoo2vec eval`); returns the markdown."""
     out = settings.home() / "bench" / f"{stem}_study.json"
     out.write_text(json.dumps(result, indent=1))
     say(f"wrote {out}")
     here = Path(__file__).parent
     (here / f"{stem.upper()}.md").write_text(text)
     data = json.loads((here / "results.json").read_text())
-    data[stem] = entry
+    data[key or stem] = entry
     (here / "results.json").write_text(json.dumps(data, indent=1) + "\n")
     return text
 

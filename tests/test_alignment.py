@@ -234,6 +234,25 @@ def test_leave_one_domain_out_holds_out_a_family_with_its_models():
         cv_scores(pairs, specs, models, {}, by="family")
 
 
+def test_cv_scores_can_keep_the_out_of_fold_scores_by_model():
+    """The kept scores are the ones the metrics were computed from, and a held-out family's models are not among its
+    tasks' scores (they left the fold)."""
+    from zoo2vec.eval.align import Design, Pairs, cv_scores
+    from zoo2vec.eval.metrics import all_metrics
+
+    specs, features, gt, models, datasets = _cv_fixture()
+    pairs = Pairs(features, gt, [s.task_id for s in specs])
+    scored = {}
+    found = cv_scores(pairs, specs, models, {"learned": Design(alignment.FEATURES)}, by="domain", family_map=datasets,
+                      scored=scored)
+    assert set(scored["learned"]) == set(found["learned"])
+    for spec in specs:
+        scores = scored["learned"][spec.task_id]
+        assert not any(m.startswith(spec.dataset[0]) for m in scores) and len(scores) == 12  # 18 less 6 of the family
+        truth = gt[gt.task_id == spec.task_id].set_index("model").loc[list(scores), "accuracy"].to_numpy()
+        assert all_metrics(truth, np.array(list(scores.values()))) == found["learned"][spec.task_id]
+
+
 def test_protocol_chooses_by_domain_cv_and_looks_at_the_splits_once():
     import pandas as pd
 

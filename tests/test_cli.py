@@ -171,8 +171,9 @@ def test_verify_json_and_table_say_what_was_measured(run, tmp_path):
     assert len(matches) == 10 and {m["task_class"] for m in matches} == {str(d) for d in range(10)}
     assert all(isinstance(m["similarity"], float) for m in matches)
     table = run("--task", str(task), "-k", "2", "--verify", "1").stdout.splitlines()
-    assert table[0].split()[:4] == ["#", "model", "score", "measured"] and all(len(line) <= 100 for line in table)
-    assert table[1].split()[3] == f"{rows[0]['measured']:.3f}" and table[2].split()[3] == "-"
+    assert table[0].split()[:5] == ["#", "model", "score", "measured", "logme"] and all(len(line) <= 100 for line in table)
+    assert table[1].split()[3:5] == [f"{rows[0]['measured']:.3f}", f"{rows[0]['logme']:.3f}"]
+    assert table[2].split()[3:5] == ["-", "-"] and rows[1]["logme"] is None
 
 
 def test_models_failed_shows_the_current_failures_once_each(tiny_zoo):

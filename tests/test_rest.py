@@ -27,7 +27,7 @@ NEWS = {
     "sport": ["The striker scored twice in the cup final", "The champion won the title in five sets",
               "The team lost at home in extra time", "She broke the world record in the relay"],
 }
-FIELDS = {"rank", "name", "score", "measured", "verify_error", "kernel_alignment", "concept_match", "text_similarity",
+FIELDS = {"rank", "name", "score", "measured", "logme", "verify_error", "kernel_alignment", "concept_match", "text_similarity",
           "words_score", "modality", "license", "params", "why", "shares", "matches", "features", "card"}
 
 
@@ -135,7 +135,7 @@ def test_text_samples_with_labels_and_verify(api, python_zoo):
     assert body["query"]["task"] == {"modality": "text", "samples": 8, "classes": ["business", "sport"]}
     _same_as_python(body, python_zoo.search(zoo2vec.Task.from_arrays(samples, labels), k=2, verify=1))
     first = body["results"][0]
-    assert 0 <= first["measured"] <= 1 and first["verify_error"] is None
+    assert 0 <= first["measured"] <= 1 and isinstance(first["logme"], float) and first["verify_error"] is None
     assert {m["task_class"] for m in first["matches"]} == {"business", "sport"}
     assert first["kernel_alignment"] is not None and all(r["modality"] == "text" for r in body["results"])
 

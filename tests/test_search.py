@@ -115,13 +115,17 @@ def test_task_given_as_a_path(zoo, tmp_path):
     assert results[0].name == "digits8-linear"
 
 
-def test_verify_runs_the_first_candidates_and_reranks_them_by_measured_accuracy(zoo, make_task):
+def test_verify_runs_the_first_candidates_and_reranks_them_by_their_logme(zoo, make_task):
+    """The verified models come first ordered by LogME of their outputs on the samples (what CV chose); each also
+    carries the probe's accuracy, to read."""
     task = make_task("sklearn-digits", ["0", "1", "2", "3", "4"], shots=6)
     results = zoo.search(task, k=3, verify=2)
     head, rest = results[:2], results[2:]
     assert all(r.measured is not None and 0.0 <= r.measured <= 1.0 for r in head)
-    assert head[0].measured >= head[1].measured and all(r.measured is None for r in rest)
-    assert "measured" in str(results) and results.to_pandas()["measured"].notna().sum() == 2
+    assert all(isinstance(r.logme, float) and np.isfinite(r.logme) for r in head)
+    assert head[0].logme >= head[1].logme and all(r.measured is None and r.logme is None for r in rest)
+    frame = results.to_pandas()
+    assert "measured" in str(results) and frame["measured"].notna().sum() == frame["logme"].notna().sum() == 2
     plain = zoo.search(task, k=3)
     assert {r.name for r in head} == {r.name for r in plain[:2]}  # the same two candidates, only their order may change
 

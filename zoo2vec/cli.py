@@ -220,7 +220,7 @@ def card(path: Path, as_json: bool):
               help="Print each result as one JSON line, every field (license, params, modality, verify_error...).")
 @click.option("--long", "long_", is_flag=True, help="Print each result's whole explanation under its row.")
 @click.option("--verify", default=0, show_default=True, metavar="N",
-              help="Run the first N candidates on the task's samples and re-rank them by measured accuracy.")
+              help="Run the first N candidates on the task's samples and re-rank them by LogME (5 is where it pays).")
 def search(zoo_path, zoo_option, task_path, text, k, where, text_column, label_column, as_json, long_, verify):
     """Rank the zoo's models for a task and/or a text query: a table of rank, model, predicted score, modality,
     license, params and the start of why (--long: all of it; --json: every field)."""

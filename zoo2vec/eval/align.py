@@ -174,15 +174,20 @@ class Pairs:
         """(task id, X in `names` order, accuracies) per task, over the models in `models` (all when None); tasks
         with fewer than two such models are left out."""
         columns = [alignment.FEATURES.index(f) for f in names]
-        out = []
+        return [(task_id, x[:, columns], y) for task_id, _, x, y in self._kept(task_ids, models)]
+
+    def models_of(self, task_id: str, models=None) -> np.ndarray:
+        """The model names of `task_id`'s group (groups()' rows, in order)."""
+        return next((names for _, names, _, _ in self._kept([task_id], models)), np.zeros(0, dtype=object))
+
+    def _kept(self, task_ids, models):
         for task_id in task_ids:
             if task_id not in self.tasks:
                 continue
             keep, x, y = self.tasks[task_id]
             mask = np.ones(len(keep), dtype=bool) if models is None else np.asarray([m in models for m in keep], dtype=bool)
             if mask.sum() >= 2:
-                out.append((task_id, x[mask][:, columns], y[mask]))
-        return out
+                yield task_id, keep[mask], x[mask], y[mask]
 
 
 @dataclass(frozen=True)
@@ -241,12 +246,14 @@ DESIGNS: dict[str, Design] = {
 
 def cv_scores(pairs: Pairs, specs: list[TaskSpec], models, designs: Mapping[str, Design], *, by: str = "dataset",
               family_map: Mapping[str, str] | None = None, hidden: int = 0, seed: int = 0, cache: dict | None = None,
-              progress: Callable[[str], None] | None = None) -> dict[str, dict[str, dict]]:
+              progress: Callable[[str], None] | None = None,
+              scored: dict | None = None) -> dict[str, dict[str, dict]]:
     """{design: {task id: ranking metrics}}: each task of `specs` scored by each design fitted on the other folds'
     tasks. by="dataset": a fold is a dataset, every model stays. by="domain": a fold is a domain family (family_map;
     a dataset it does not name is its own family), and when `models` maps each model to its dataset, the family's
     models leave the fold (its training and its tasks' rankings): its tasks are ranked as a new domain's are.
-    A fold with nothing to fit on is left out for every design, so all designs are scored on the same tasks."""
+    A fold with nothing to fit on is left out for every design, so all designs are scored on the same tasks.
+    `scored`, when given, gets the out-of-fold scores themselves: {design: {task id: {model: score}}}."""
     from zoo2vec.eval.metrics import all_metrics
 
     if by not in ("dataset", "domain"):
@@ -271,7 +278,11 @@ def cv_scores(pairs: Pairs, specs: list[TaskSpec], models, designs: Mapping[str,
                 continue
             names = alignment.FEATURES if scorer.untrained else scorer.features
             for task_id, x, y in pairs.groups(test_ids, names, fold_models):
-                out[name][task_id] = all_metrics(y, scorer.score_matrix(x))
+                predicted = scorer.score_matrix(x)
+                out[name][task_id] = all_metrics(y, predicted)
+                if scored is not None:
+                    names_of = pairs.models_of(task_id, fold_models)
+                    scored.setdefault(name, {})[task_id] = dict(zip(names_of.tolist(), predicted.tolist()))
         if progress:
             progress(f"cv by {by}: fold {i + 1}/{len(folds)} ({fold}) done")
     return out

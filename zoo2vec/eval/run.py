@@ -196,8 +196,8 @@ def verify_curve(rankings: dict[str, list[str]], gt, ns=(0, 1, 2, 3, 5, 8, 10, 1
     return out
 
 
-def _text_latency(zoo, held: list, *, samples: int = 100) -> float:
-    """Median search time (ms) of text tasks of `samples` labelled samples, one per held-out text dataset."""
+def text_tasks(held: list, *, samples: int = 100) -> list:
+    """Text tasks of `samples` labelled samples, one per held-out text dataset (drawn from its task half), for timing."""
     from zoo2vec.data.task import Task
     from zoo2vec.eval.bench_zoo import bench_data
 
@@ -206,6 +206,12 @@ def _text_latency(zoo, held: list, *, samples: int = 100) -> float:
         data = bench_data(dataset, "tasks")
         idx = np.random.default_rng(0).permutation(len(data))[:samples]
         tasks.append(Task.from_arrays([data.x[i] for i in idx], [data.label_names[data.y[i]] for i in idx]))
+    return tasks
+
+
+def _text_latency(zoo, held: list, *, samples: int = 100) -> float:
+    """Median search time (ms) of text tasks of `samples` labelled samples, one per held-out text dataset."""
+    tasks = text_tasks(held, samples=samples)
     if not tasks:
         return float("nan")
     zoo.search(tasks[0], k=5)  # warm the encoder

@@ -73,6 +73,7 @@ def _result(position: int, entry: FusedScore, card: dict, check: Measured | None
         why=why(entry, learned=not scorers.alignment.untrained, words_learned=not scorers.words.untrained),
         matches=task.matches if task else (), features=_features(task, words),
         measured=None if check is None else check.accuracy,
+        logme=None if check is None else check.evidence,
         verify_error=None if check is None else (check.error or None))
 
 

@@ -29,6 +29,7 @@ class SearchResult:
     words_score: float | None = None  # with text: the words scorer's predicted accuracy from the sentence alone
     features: dict = field(default_factory=dict, repr=False)  # the pair features the alignment scored (see encoders.alignment)
     measured: float | None = None  # with verify=n: the model's measured accuracy on the task (quick linear probe)
+    logme: float | None = None  # with verify=n: LogME of its outputs on the task's samples (what verified models are ordered by)
     verify_error: str | None = None  # with verify=n: why the model could not be measured
 
     def __str__(self) -> str:
@@ -40,7 +41,7 @@ class SearchResult:
         """Every field as plain JSON-ready values (numbers, text, lists, None for unknown or NaN); `model` is the
         name, and the card's modality, license and params are repeated at the top level."""
         return _plain({
-            "rank": self.rank, "model": self.name, "score": self.score, "measured": self.measured,
+            "rank": self.rank, "model": self.name, "score": self.score, "measured": self.measured, "logme": self.logme,
             "verify_error": self.verify_error, "modality": self.card.get("modality"),
             "license": self.card.get("license"), "params": self.card.get("params"),
             "kernel_alignment": self.kernel_alignment, "concept_match": self.concept_match,
@@ -93,8 +94,9 @@ class SearchResults(list):
         return self.table()
 
     def table(self, *, width: int = WIDTH, long: bool = False) -> str:
-        """The results as a table that fits `width` columns: rank, model, predicted score (and measured accuracy
-        after verify), modality, license, params and the start of the explanation; with `long`, each row is
+        """The results as a table that fits `width` columns: rank, model, predicted score (and after verify the
+        measured accuracy and the LogME the verified models are ordered by), modality, license, params and the start
+        of the explanation; with `long`, each row is
         followed by its whole explanation (and why verification failed), wrapped to the width."""
         if not self:
             return "(no models matched)"
@@ -102,7 +104,7 @@ class SearchResults(list):
         name_width = min(max(5, *(len(r.name) for r in self)), 26)
         columns = [("#", 2, ">"), ("model", name_width, "<"), ("score", 5, ">")]
         if verified:
-            columns.append(("measured", 8, ">"))
+            columns += [("measured", 8, ">"), ("logme", 6, ">")]
         columns += [("modality", 8, "<"), ("license", 10, "<"), ("params", 6, ">")]
         used = sum(w for _, w, _ in columns) + 2 * len(columns)
         columns.append(("why", max(width - used, 10), "<"))
@@ -115,6 +117,7 @@ class SearchResults(list):
             cells = [r.rank, r.name, f"{r.score:.3f}"]
             if verified:
                 cells.append(f"{r.measured:.3f}" if r.measured is not None else ("failed" if r.verify_error else "-"))
+                cells.append(f"{r.logme:.3f}" if r.logme is not None else "-")
             cells += [r.card.get("modality", ""), r.card.get("license", ""), params_shown(r.card.get("params")), r.why]
             lines.append(line(cells))
             if long:
@@ -130,11 +133,11 @@ class SearchResults(list):
 
         rows = []
         for r in self:
-            rows.append({"rank": r.rank, "model": r.name, "score": r.score, "measured": r.measured,
+            rows.append({"rank": r.rank, "model": r.name, "score": r.score, "measured": r.measured, "logme": r.logme,
                          "kernel_alignment": r.kernel_alignment, "words_score": r.words_score,
                          "concept_match": r.concept_match, "text_similarity": r.text_similarity,
                          "modality": r.card.get("modality"), "license": r.card.get("license"),
                          "params": r.card.get("params"), "verify_error": r.verify_error, "why": r.why})
-        return pd.DataFrame(rows, columns=["rank", "model", "score", "measured", "kernel_alignment", "concept_match",
+        return pd.DataFrame(rows, columns=["rank", "model", "score", "measured", "logme", "kernel_alignment", "concept_match",
                                            "words_score", "text_similarity", "modality", "license", "params",
                                            "verify_error", "why"])

@@ -1,13 +1,17 @@
 """Measure one model on the user's labelled samples, black-box: the check behind `search(verify=n)`.
 
-The measured score is a quick linear probe: cross-validated accuracy of a logistic-regression head on the
-model's log-probabilities for the query samples (the same head the benchmark's ground truth uses, scored
-by k-fold instead of a separate test split, since a user brings only the query).
+Two numbers from the model's log-probabilities for the query samples:
+  evidence  what the caller scores them by against the labels (search.verify: LogME, encoders.transferability):
+            what verified models are ordered by, chosen by leave-one-domain-out CV (bench/VERIFY.md)
+  accuracy  a quick linear probe, for reading: cross-validated accuracy of a logistic-regression head on them (the
+            same head the benchmark's ground truth uses, scored by k-fold instead of a separate test split, since a
+            user brings only the query). On few samples its folds are noisy; ordering by it regretted more.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +29,7 @@ class Measured:
     seconds: float  # forward passes and the probe together
     forward_passes: int
     error: str = ""
+    evidence: float | None = None  # what measure() was asked to score its log-probabilities by (search.verify: LogME)
 
 
 def log_features(probs: np.ndarray) -> np.ndarray:
@@ -58,14 +63,18 @@ def probe_accuracy(features: np.ndarray, labels: np.ndarray, *, folds: int = 5, 
     return float(np.mean(scores))
 
 
-def measure(folder: Path, task: Task, *, timeout_s: float = 120.0) -> Measured:
-    """Run the model in `folder` on the task's samples and score it; a failing model is reported, not raised."""
+def measure(folder: Path, task: Task, evidence: Callable[[np.ndarray, np.ndarray], float] | None = None, *,
+            timeout_s: float = 120.0) -> Measured:
+    """Run the model in `folder` on the task's samples and score it (the probe's accuracy, and `evidence` of its
+    log-probabilities against the labels when given); a failing model is reported, not raised."""
     t0 = time.perf_counter()
     try:
         model = load_model(folder)
         inputs = resize(list(task.samples), model.card.input_shape) if task.modality == "image" else list(task.samples)
         probs = checked_predict(model, inputs, timeout_s=timeout_s)
-        accuracy = probe_accuracy(log_features(probs), task.labels)
+        features = log_features(probs)
+        accuracy = probe_accuracy(features, task.labels)
+        found = None if evidence is None else float(evidence(features, task.labels))
     except Exception as exc:  # a model that fails verification is reported next to the others  # noqa: BLE001
         return Measured(None, time.perf_counter() - t0, len(task), f"{type(exc).__name__}: {exc}")
-    return Measured(accuracy, time.perf_counter() - t0, len(task))
+    return Measured(accuracy, time.perf_counter() - t0, len(task), evidence=found)

@@ -182,9 +182,13 @@ def _show(search: session.LastSearch) -> None:
         st.warning(f"Nothing in this zoo fits well: the best {'measured' if measured else 'predicted'} score is under "
                    f"{threshold:.2f}. The models below are the closest the zoo has.", icon=":material/warning:")
     df = results.to_pandas()
-    shown = df[["rank", "model", "score", "measured", "modality", "license", "params"]]
+    shown = df[["rank", "model", "score", "measured", "logme", "modality", "license", "params"]]
     st.dataframe(shown.dropna(axis="columns", how="all"), hide_index=True, key="results",
-                 column_config={"score": session.unit_bar("score"), "measured": session.unit_bar("measured")})
+                 column_config={"score": session.unit_bar("score"), "measured": session.unit_bar("measured"),
+                                "logme": st.column_config.NumberColumn(
+                                    "LogME", format="%.3f", help="LogME of the model's outputs on your samples: "
+                                    "what the verified models are ordered by (cross-validation chose it over the "
+                                    "measured accuracy, which few samples make noisy)")})
     row = st.container(horizontal=True)
     row.download_button("Download CSV", df.to_csv(index=False), file_name="zoo2vec-results.csv", mime="text/csv")
     row.download_button("Download JSON", json.dumps([r.to_dict() for r in results], indent=2),

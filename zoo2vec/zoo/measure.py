@@ -5,7 +5,7 @@ Two numbers from the model's log-probabilities for the query samples:
             what verified models are ordered by, chosen by leave-one-domain-out CV (bench/VERIFY.md)
   accuracy  a quick linear probe, for reading: cross-validated accuracy of a logistic-regression head on them (the
             same head the benchmark's ground truth uses, scored by k-fold instead of a separate test split, since a
-            user brings only the query). On few samples its folds are noisy; ordering by it regretted more.
+            user brings only the query). On few samples its folds are noisy (bench/VERIFY.md compares the two).
 """
 
 from __future__ import annotations

@@ -187,8 +187,8 @@ def _show(search: session.LastSearch) -> None:
                  column_config={"score": session.unit_bar("score"), "measured": session.unit_bar("measured"),
                                 "logme": st.column_config.NumberColumn(
                                     "LogME", format="%.3f", help="LogME of the model's outputs on your samples: "
-                                    "what the verified models are ordered by (cross-validation chose it over the "
-                                    "measured accuracy, which few samples make noisy)")})
+                                    "what the verified models are ordered by (chosen by cross-validation; the measured "
+                                    "accuracy is noisy on few samples)")})
     row = st.container(horizontal=True)
     row.download_button("Download CSV", df.to_csv(index=False), file_name="zoo2vec-results.csv", mime="text/csv")
     row.download_button("Download JSON", json.dumps([r.to_dict() for r in results], indent=2),

@@ -68,16 +68,18 @@ def reorder(scores: dict[str, float], measured: dict[str, float], n: int, weight
 def curves(scored: dict[str, dict[str, float]], gt) -> dict:
     """{option: {n: {"regret1", "top3", "seconds", "tasks"}}} over the tasks in `scored` ({task: {model: score}})."""
     by_task = {task_id: rows.set_index("model") for task_id, rows in gt[gt.task_id.isin(set(scored))].groupby("task_id")}
+    scored = {task_id: {m: s for m, s in scores.items() if m in by_task[task_id].index}
+              for task_id, scores in scored.items()}  # the models with ground truth, once
     out = {}
     for measure in MEASURES:
         for weight in WEIGHTS:
             found = {}
+            measured = {task_id: rows[measure].to_dict() for task_id, rows in by_task.items()}
             for n in NS:
                 regret, top3, seconds = [], [], []
                 for task_id, scores in scored.items():
                     rows = by_task[task_id]
-                    scores = {m: s for m, s in scores.items() if m in rows.index}
-                    ranked = reorder(scores, rows[measure].to_dict(), n, weight)
+                    ranked = reorder(scores, measured[task_id], n, weight)
                     truth = rows.loc[ranked, "accuracy"].to_numpy(dtype=np.float64)
                     position = -np.arange(len(ranked), dtype=np.float64)
                     regret.append(metrics.regret_at_1(truth, position))

@@ -155,8 +155,8 @@ def concept_match(
     sims = task.prototypes @ concepts.T
     rows, cols = linear_sum_assignment(-sims)
     matched = dict(zip(rows.tolist(), cols.tolist()))
-    ranked = np.sort(sims, axis=1)  # the best concept other than the matched one: the second best when the match is
-    # (tied for) the best, else the best
+    # the best concept other than the matched one: the second best when the match is (tied for) the best, else the best
+    ranked = np.sort(sims, axis=1)
     matches = []
     for i, name in enumerate(task_labels):
         j = matched.get(i)

@@ -173,8 +173,9 @@ class Zoo:
                where: dict[str, Any] | None = None, verify: int = 0) -> SearchResults:
         """Rank the zoo for a task (labelled samples, or a path to them), a sentence, or both.
 
-        verify=n runs the first n candidates black-box on the task's samples, measures each with a quick
-        linear probe (`measured`, next to the predicted `score`) and puts them first, best measured first.
+        verify=n runs the first n candidates black-box on the task's samples (in worker processes) and puts them
+        first, highest LogME of their outputs first (`logme`); each also gets a quick linear probe's accuracy
+        (`measured`, next to the predicted `score`). n = 5 is what cross-validation chose (bench/VERIFY.md).
         """
         snapshot = self._current_snapshot.get()  # first: an unindexed zoo says so before any complaint about the query
         where = filters.checked(where)  # a FilterError naming the form `where` takes, before any work

@@ -52,6 +52,7 @@ from zoo2vec.zoo.isolation import (  # noqa: F401 - MEMORY_VARIABLE, WORKER_* an
     default_workers,
     die_with,
     died,
+    refuse_unguarded_script,
     worker_memory_mb,
 )
 
@@ -144,6 +145,7 @@ def start_pool(workers: int, initargs: tuple):
 
     from pebble import ProcessPool
 
+    refuse_unguarded_script()
     return ProcessPool(max_workers=workers, initializer=_start_worker, initargs=initargs,
                        context=multiprocessing.get_context("spawn"))
 

@@ -9,6 +9,7 @@ the cores; a call past its timeout is killed with its worker, and the pool start
 
 from __future__ import annotations
 
+import ast
 import atexit
 import multiprocessing
 import os
@@ -17,6 +18,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
 from typing import Any
 
 from zoo2vec.errors import ConfigError
@@ -115,6 +117,63 @@ def cap_address_space(memory_mb: int, threads: int) -> int:
     return cap // 2**20
 
 
+def refuse_unguarded_script() -> None:
+    """Before starting workers: a ConfigError where they would run the caller's script again. A spawned worker
+    imports the script that started its parent (multiprocessing's spawn), so a script that searches with verify or
+    indexes at its top level, outside `if __name__ == "__main__":`, would have every worker do that too, each
+    starting workers of its own, and the parent would wait for workers that never answer. Checked in the parent
+    (the line that called, read from the script) and in a worker that is still importing the script."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise ConfigError(UNGUARDED.format(where="this script"))
+    line = _unguarded_call_line()
+    if line is not None:
+        raise ConfigError(UNGUARDED.format(where=f"line {line} of {sys.modules['__main__'].__file__}"))
+
+
+UNGUARDED = ("zoo2vec runs models in worker processes, and each one imports the script that started it: {where} "
+             "starts them from the script's top level, so every worker would run it again. Put that code under "
+             "`if __name__ == \"__main__\":`")
+
+
+def _unguarded_call_line() -> int | None:
+    """The line of the running script's top-level code this call came from, when Python itself runs that script
+    (`python script.py`, `python -m module`) and the line is not inside `if __name__ == "__main__":`; else None
+    (a REPL, a notebook, a script that another program runs, such as Streamlit's app, which spawned workers do
+    not re-run as the program's main)."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not isinstance(path, str) or not path.endswith(".py"):
+        return None
+    frame, top = sys._getframe(), None
+    while frame is not None:
+        if frame.f_code.co_name == "<module>" and frame.f_globals is main.__dict__:
+            top = frame
+        frame = frame.f_back
+    if top is None:
+        return None
+    below = top.f_back
+    while below is not None:  # only runpy (python -m) may have started it
+        if below.f_globals.get("__name__") != "runpy":
+            return None
+        below = below.f_back
+    line = top.f_lineno
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    guarded = any(isinstance(node, ast.If) and _tests_main(node.test) and node.lineno <= line <= node.end_lineno
+                  for node in ast.walk(tree))
+    return None if guarded else line
+
+
+def _tests_main(test: ast.expr) -> bool:
+    """`__name__ == "__main__"`, either way round."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = {ast.dump(test.left), ast.dump(test.comparators[0])}
+    return sides == {ast.dump(ast.Name("__name__", ast.Load())), ast.dump(ast.Constant("__main__"))}
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # A warm pool for model code run on behalf of a search (verify): started on first use, kept for the process's later
 # searches (an app or REST server verifies many), stopped at exit.
@@ -126,7 +185,8 @@ _pool_lock = threading.Lock()
 def run_isolated(function: Callable, calls: Sequence[tuple], *, timeout_s: float) -> list[tuple[bool, Any]]:
     """`function(*args)` for each args in `calls`, in worker processes: (True, its result) or (False, why it did not
     answer: the exception it raised, killed after the timeout, the way its worker died). `function` must be importable
-    by name (the workers are spawned). Never raises for what a call does."""
+    by name (the workers are spawned). Never raises for what a call does; a ConfigError before any work where the
+    workers would run the calling script again (refuse_unguarded_script)."""
     from pebble import ProcessExpired
 
     futures = [_warm_pool().schedule(function, args=args, timeout=timeout_s) for args in calls]
@@ -149,6 +209,7 @@ def _warm_pool():
 
     with _pool_lock:
         if _pool is None or not _pool.active:
+            refuse_unguarded_script()
             workers = default_workers()
             memory_mb = worker_memory_mb(workers)
             _pool = ProcessPool(max_workers=workers, initializer=_start, initargs=(memory_mb, os.getpid()),

@@ -53,7 +53,7 @@ CALL = 'print(isolation.run_isolated(faulty_models.behave, [("fine",)], timeout_
 
 def test_a_script_that_starts_workers_from_its_top_level_is_told_how_to_fix_it(tmp_path):
     _script(tmp_path, "unguarded.py", CALL)
-    _script(tmp_path, "guarded.py", 'if __name__ == "__main__":\n    ' + CALL)
+    _script(tmp_path, "guarded.py", 'if "__main__" == __name__ and faulty_models:\n    ' + CALL)
     unguarded = _python("unguarded.py", cwd=tmp_path)
     assert unguarded.returncode == 1 and "ConfigError" in unguarded.stderr, unguarded.stderr
     assert "line 4 of" in unguarded.stderr and 'if __name__ == "__main__":' in unguarded.stderr

@@ -167,11 +167,11 @@ def _unguarded_call_line() -> int | None:
 
 
 def _tests_main(test: ast.expr) -> bool:
-    """`__name__ == "__main__"`, either way round."""
-    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
-        return False
-    sides = {ast.dump(test.left), ast.dump(test.comparators[0])}
-    return sides == {ast.dump(ast.Name("__name__", ast.Load())), ast.dump(ast.Constant("__main__"))}
+    """Whether an `if` tests `__name__ == "__main__"` (either way round, alone or with more conditions): generous,
+    since a script wrongly refused cannot run at all, while one wrongly let through still gets its workers' error."""
+    main = {ast.dump(ast.Name("__name__", ast.Load())), ast.dump(ast.Constant("__main__"))}
+    return any(isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq)
+               and {ast.dump(node.left), ast.dump(node.comparators[0])} == main for node in ast.walk(test))
 
 
 # ----------------------------------------------------------------------------------------------------------------

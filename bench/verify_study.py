@@ -32,14 +32,15 @@ import numpy as np
 
 import zoo2vec
 from zoo2vec.encoders import alignment
-from zoo2vec.eval import align, metrics
+from zoo2vec.eval import align
 from zoo2vec.eval.ground_truth import materialize
+from zoo2vec.eval.run import VERIFY_NS, verify_curve
 
 from text_space_study import DEFAULT, DESIGNS, save, say
 
 MEASURES = ("logme", "leep", "nce", "knn")
 WEIGHTS = (0.0, 0.25, 0.5)  # the predicted score's weight against the measurement, within the verified models
-NS = (0, 1, 2, 3, 5, 8, 10, 15, 20)
+NS = VERIFY_NS
 CHOOSE_NS = (3, 5, 8, 10)
 FLAT = 0.005
 
@@ -48,48 +49,14 @@ def option(measure: str, weight: float) -> str:
     return measure if not weight else f"{measure} + predicted score (w={weight})"
 
 
-def _z(x: np.ndarray) -> np.ndarray:
-    spread = x.std()
-    return (x - x.mean()) / spread if spread > 0 else np.zeros_like(x)
-
-
-def reorder(scores: dict[str, float], measured: dict[str, float], n: int, weight: float) -> list[str]:
-    """The models by predicted score, the first n re-ordered by the measurement (mixed with the score by `weight`)."""
-    order = sorted(scores, key=lambda m: -scores[m])
-    head = order[:n]
-    if len(head) < 2:
-        return order
-    key = _z(np.array([measured[m] for m in head]))
-    if weight:
-        key = (1 - weight) * key + weight * _z(np.array([scores[m] for m in head]))
-    return [head[i] for i in np.argsort(-key, kind="stable")] + order[n:]
-
-
 def curves(scored: dict[str, dict[str, float]], gt) -> dict:
-    """{option: {n: {"regret1", "top3", "seconds", "tasks"}}} over the tasks in `scored` ({task: {model: score}})."""
-    by_task = {task_id: rows.set_index("model") for task_id, rows in gt[gt.task_id.isin(set(scored))].groupby("task_id")}
-    scored = {task_id: {m: s for m, s in scores.items() if m in by_task[task_id].index}
-              for task_id, scores in scored.items()}  # the models with ground truth, once
-    out = {}
-    for measure in MEASURES:
-        for weight in WEIGHTS:
-            found = {}
-            measured = {task_id: rows[measure].to_dict() for task_id, rows in by_task.items()}
-            for n in NS:
-                regret, top3, seconds = [], [], []
-                for task_id, scores in scored.items():
-                    rows = by_task[task_id]
-                    ranked = reorder(scores, measured[task_id], n, weight)
-                    truth = rows.loc[ranked, "accuracy"].to_numpy(dtype=np.float64)
-                    position = -np.arange(len(ranked), dtype=np.float64)
-                    regret.append(metrics.regret_at_1(truth, position))
-                    top3.append(metrics.top_k_hit(truth, position, 3))
-                    head = rows.loc[ranked[:n]]
-                    seconds.append(float((head["forward_s"] + head[f"{measure}_s"]).sum()))
-                found[str(n)] = {"regret1": float(np.mean(regret)), "top3": float(np.mean(top3)),
-                                 "seconds": float(np.median(seconds)), "tasks": len(regret)}
-            out[option(measure, weight)] = found
-    return out
+    """{option: {n: {"regret1", "top3", "seconds", "tasks"}}} over the tasks in `scored` ({task: {model: score}}),
+    each ranked by its scores (the models with ground truth), its first n re-ordered as verify would."""
+    present = gt[gt.task_id.isin(set(scored))].groupby("task_id")["model"].agg(set)
+    scored = {task_id: {m: s for m, s in scores.items() if m in present[task_id]} for task_id, scores in scored.items()}
+    rankings = {task_id: sorted(scores, key=lambda m: -scores[m]) for task_id, scores in scored.items()}
+    return {option(measure, weight): verify_curve(rankings, gt, NS, measure=measure, weight=weight, scores=scored)
+            for measure in MEASURES for weight in WEIGHTS}
 
 
 def choose(cv: dict) -> tuple[str, int]:

@@ -92,3 +92,22 @@ def test_logme_with_more_dims_than_samples():
     f = rng.random((6, 10))
     y = np.array([0, 1, 0, 1, 0, 1])
     assert np.isfinite(tr.logme(f, y))
+
+
+def test_verify_replayed_from_the_ground_truth_by_hand():
+    import pandas as pd
+
+    from zoo2vec.eval.run import verify_curve
+
+    gt = pd.DataFrame({"task_id": "t", "model": ["a", "b", "c", "d"], "accuracy": [0.5, 0.9, 0.7, 0.6],
+                       "logme": [1.0, 3.0, 2.0, 0.0], "forward_s": [0.1, 0.2, 0.3, 0.4], "logme_s": 0.01})
+    ranking = {"t": ["a", "c", "b", "d"]}  # the predicted order: the truly best model (b) third
+    curve = verify_curve(ranking, gt, (0, 1, 2, 3))
+    assert curve["0"]["regret1"] == curve["1"]["regret1"] == pytest.approx(0.4)  # one model: nothing to re-order
+    assert curve["2"]["regret1"] == pytest.approx(0.2)  # a, c by LogME: c first
+    assert curve["3"]["regret1"] == 0.0 and curve["3"]["top3"] == 1.0  # b's LogME is the highest of the three
+    assert curve["2"]["seconds"] == pytest.approx(0.1 + 0.3 + 0.02) and curve["0"]["seconds"] == 0.0
+    # mixed half and half with predicted scores that rank the three the other way round: the z-scores cancel and the
+    # predicted order stays (a stable sort)
+    mixed = verify_curve(ranking, gt, (3,), weight=0.5, scores={"t": {"a": 3.0, "c": 2.0, "b": 1.0, "d": 0.0}})
+    assert mixed["3"]["regret1"] == pytest.approx(0.4)

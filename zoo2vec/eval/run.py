@@ -178,22 +178,50 @@ def _compare(zoo, untrained, specs, gt, baselines: _Baselines, *, verify: int = 
     return summary, per_task, features, rankings
 
 
-def verify_curve(rankings: dict[str, list[str]], gt, ns=(0, 1, 2, 3, 5, 8, 10, 15, 20)) -> dict:
-    """search(verify=n) with LogME as the measurement, for each n: zoo2vec's first n models re-ordered by their LogME on
-    the query samples (the ground truth caches it: the same n models' forward passes), over the tasks ranked."""
+VERIFY_NS = (0, 1, 2, 3, 5, 8, 10, 15, 20)
+
+
+def verify_curve(rankings: dict[str, list[str]], gt, ns=VERIFY_NS, *, measure: str = "logme", weight: float = 0.0,
+                 scores: dict[str, dict[str, float]] | None = None) -> dict:
+    """search(verify=n) replayed from the ground truth, for each n: each task's ranking ({task: models, best first})
+    with its first n re-ordered by `measure` on the query samples (the ground truth caches it, and what it cost: the
+    n models' forward passes and the score), mixed with the predicted `scores` ({task: {model: score}}) by `weight`.
+    {n: {"regret1", "top3", "seconds" (the median task's), "tasks"}}; bench/verify_study.py replays every measure."""
+    by_task = {task_id: rows.set_index("model") for task_id, rows in gt[gt.task_id.isin(set(rankings))].groupby("task_id")}
+    measured = {task_id: rows[measure].to_dict() for task_id, rows in by_task.items()}
     out = {}
     for n in ns:
-        regret, top3 = [], []
+        regret, top3, seconds = [], [], []
         for task_id, order in rankings.items():
-            rows = gt[gt.task_id == task_id].set_index("model")
-            head = sorted(order[:n], key=lambda m: -rows.at[m, "logme"])
-            ranked = head + order[n:]
+            rows = by_task[task_id]
+            ranked = reorder(order, measured[task_id], n, weight, scores[task_id] if weight else None)
             truth = rows.loc[ranked, "accuracy"].to_numpy(dtype=np.float64)
             position = -np.arange(len(ranked), dtype=np.float64)
             regret.append(metrics.regret_at_1(truth, position))
             top3.append(metrics.top_k_hit(truth, position, 3))
-        out[str(n)] = {"regret1": float(np.mean(regret)), "top3": float(np.mean(top3)), "tasks": len(regret)}
+            head = rows.loc[ranked[:n]]
+            seconds.append(float((head["forward_s"] + head[f"{measure}_s"]).sum()))
+        out[str(n)] = {"regret1": float(np.mean(regret)), "top3": float(np.mean(top3)),
+                       "seconds": float(np.median(seconds)), "tasks": len(regret)}
     return out
+
+
+def reorder(order: list[str], measured: dict[str, float], n: int, weight: float = 0.0,
+            scores: dict[str, float] | None = None) -> list[str]:
+    """`order` with its first n re-ordered by the measurement, highest first; with a `weight`, by the measurement
+    and the predicted `scores` mixed, each z-normalised over the n."""
+    head = list(order[:n])
+    if len(head) < 2:
+        return list(order)
+    key = _z(np.array([measured[m] for m in head]))
+    if weight:
+        key = (1 - weight) * key + weight * _z(np.array([scores[m] for m in head]))
+    return [head[i] for i in np.argsort(-key, kind="stable")] + list(order[n:])
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    spread = x.std()
+    return (x - x.mean()) / spread if spread > 0 else np.zeros_like(x)
 
 
 def text_tasks(held: list, *, samples: int = 100) -> list:

@@ -63,7 +63,9 @@ def test_uploaded_csv_with_other_column_names_and_filters(app):
     app.selectbox(key="modality").select("text")
     search(app)
     assert not app.exception and not app.error
-    assert set(app.dataframe[0].value["modality"]) == {"text"}
+    table = app.dataframe[0].value
+    assert set(table["modality"]) == {"text"}
+    assert table["logme"].notna().all() and table["measured"].between(0, 1).all()  # verified by default: both models
     assert "business, sport" in app.info[0].value
     matches = app.dataframe[1].value  # the best match's class-to-concept table
     assert list(matches["task class"]) == ["business", "sport"] and matches["similarity"].between(-1, 1).all()
@@ -78,6 +80,14 @@ def test_bad_input_is_a_message_not_a_crash(app):
     app.selectbox(key="modality").select("image")
     search(app)
     assert "the task is text" in app.error[0].value
+
+
+def test_samples_too_few_to_verify_are_still_ranked_and_the_page_says_why(app):
+    app.get("file_uploader")[0].set_value(("news.csv", b"text,label\nstocks fell,business\nthe match,sport\n", "text/csv"))
+    search(app)
+    assert not app.exception and not app.error
+    assert "logme" not in app.dataframe[0].value  # no model measured: the column is not drawn
+    assert any("needs at least two samples of every class" in c.value for c in app.caption)
 
 
 def test_empty_query_asks_for_input(app):

@@ -224,7 +224,7 @@ def tour(app_url, page, tmp_path, make_task):
 
     # a zip of labelled images, the first two verified
     page.locator("input[type=file]").set_input_files(str(digits_zip(make_task, tmp_path / "digits.zip")))
-    verify = page.get_by_label("Verify: run the first n on your samples (0 = off)")
+    verify = page.get_by_role("spinbutton", name="Verify: run the first n on your samples (0 = off)")  # not its help
     verify.fill("2")
     verify.press("Enter")
     settle(page)

@@ -67,5 +67,10 @@ def _check_counts(k: int, verify: int) -> None:
 def _check_verifiable(task: Task | None, verify: int) -> None:
     if verify and task is None:
         raise TaskError("verify runs models on labelled samples: give a task as well as the text")
-    if verify and np.bincount(task.labels).min() < 2:
+    if verify and not verifiable(task):
         raise TaskError("verify measures models by cross-validation: give at least two samples of every class")
+
+
+def verifiable(task: Task) -> bool:
+    """Whether verify can measure models on the task: its probe's cross-validation needs two samples of every class."""
+    return bool(np.bincount(task.labels).min() >= 2)

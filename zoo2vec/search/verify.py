@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from zoo2vec.zoo.measure import Measured
 
 TIMEOUT_S = 120.0  # per model: loading it and its forward passes on the task's samples
+RECOMMENDED = 5  # the n leave-one-domain-out CV chose (bench/VERIFY.md): the app's default for a task with samples
 
 
 def verify(zoo_root: Path, catalog: Catalog, task: Task, ranking: list[FusedScore],

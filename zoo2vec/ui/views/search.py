@@ -12,11 +12,16 @@ import pandas as pd
 import streamlit as st
 
 import zoo2vec
+from zoo2vec.search.query import verifiable
+from zoo2vec.search.verify import RECOMMENDED
 from zoo2vec.ui import session
 
 EXAMPLES = ["handwritten digit recognition", "news topic classification", "sentiment of product reviews",
             "recognise objects in photos"]
 URL_KEYS = ("q", "k", "modality", "license", "tag", "max_params", "verify")
+VERIFY_HELP = (f"With uploaded samples only: the first n models run on them, in worker processes, and come first by "
+               f"the LogME of their outputs. {RECOMMENDED} is what cross-validation chose; a fresh app's first "
+               "verification takes a few seconds more, to start the workers.")
 
 
 def main():
@@ -76,8 +81,9 @@ def _sidebar(models: pd.DataFrame) -> tuple[dict, int, int]:
         max_params = st.number_input("Max parameters (0 = no limit)", min_value=0, step=100_000, key="max_params")
         st.session_state.setdefault("k", 5)  # defaults through the session: a shared URL may have set them
         k = st.slider("Results", 1, 20, key="k")
+        st.session_state.setdefault("verify", RECOMMENDED)
         verify = st.number_input("Verify: run the first n on your samples (0 = off)", min_value=0, max_value=20,
-                                 key="verify")
+                                 key="verify", help=VERIFY_HELP)
     return _where(modality, licenses, tag, max_params), k, int(verify)
 
 
@@ -141,7 +147,8 @@ def _search(zoo: zoo2vec.Zoo, text: str, upload, columns: dict, *, where: dict, 
                 task = session.task_from_upload(upload.name, upload.getvalue(), **columns)
             status.write("Scoring the zoo (the first search of a fresh app loads the encoders: several seconds)…")
             results = zoo.search(task, text or None, k=k, where=where)
-            if verify and task is not None:
+            verify = verify if task is not None and verifiable(task) else 0
+            if verify:
                 status.write(f"Running the first {min(verify, k)} models on your samples to measure them…")
                 results = zoo.search(task, text or None, k=k, where=where, verify=verify)
         except zoo2vec.Zoo2VecError as exc:
@@ -149,10 +156,9 @@ def _search(zoo: zoo2vec.Zoo, text: str, upload, columns: dict, *, where: dict, 
             st.error(str(exc))
             return
         status.update(label=f"{len(results)} models ranked", state="complete", expanded=False)
-    if verify and task is None:
-        st.caption("Verify runs models on labelled samples: upload some to measure the first models.")
-    session.keep_search(session.LastSearch(text, task, upload.name if upload is not None else None, results,
-                                           verify if task is not None else 0))
+    if task is not None and not verify and st.session_state.get("verify"):
+        st.caption("Not verified: measuring a model on your samples needs at least two samples of every class.")
+    session.keep_search(session.LastSearch(text, task, upload.name if upload is not None else None, results, verify))
 
 
 def _to_url(text: str, k: int, where: dict, verify: int) -> None:

@@ -149,13 +149,15 @@ def _search(zoo: zoo2vec.Zoo, text: str, upload, columns: dict, *, where: dict, 
             results = zoo.search(task, text or None, k=k, where=where)
             verify = verify if task is not None and verifiable(task) else 0
             if verify:
-                status.write(f"Running the first {min(verify, k)} models on your samples to measure them…")
+                first = [r.name for r in results[:verify]]  # what the ranking alone put first, to read meanwhile
+                status.write(f"Running the first {len(first)} on your samples to measure them: {', '.join(first)}…")
                 results = zoo.search(task, text or None, k=k, where=where, verify=verify)
         except zoo2vec.Zoo2VecError as exc:
             status.update(label="The search could not run", state="error", expanded=False)
             st.error(str(exc))
             return
-        status.update(label=f"{len(results)} models ranked", state="complete", expanded=False)
+        measured = f", the first {min(verify, len(results))} measured on your samples" if verify else ""
+        status.update(label=f"{len(results)} models ranked{measured}", state="complete", expanded=False)
     if task is not None and not verify and st.session_state.get("verify"):
         st.caption("Not verified: measuring a model on your samples needs at least two samples of every class.")
     session.keep_search(session.LastSearch(text, task, upload.name if upload is not None else None, results, verify))

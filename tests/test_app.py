@@ -66,7 +66,7 @@ def test_uploaded_csv_with_other_column_names_and_filters(app):
     table = app.dataframe[0].value
     assert set(table["modality"]) == {"text"}
     assert table["logme"].notna().all() and table["measured"].between(0, 1).all()  # verified by default: both models
-    assert app.status[0].label == "2 models ranked, the first 2 measured on your samples"
+    assert app.status[0].label == "2 models ranked, 2 measured on your samples"
     assert "business, sport" in app.info[0].value
     matches = app.dataframe[1].value  # the best match's class-to-concept table
     assert list(matches["task class"]) == ["business", "sport"] and matches["similarity"].between(-1, 1).all()

@@ -156,7 +156,7 @@ def _search(zoo: zoo2vec.Zoo, text: str, upload, columns: dict, *, where: dict, 
             status.update(label="The search could not run", state="error", expanded=False)
             st.error(str(exc))
             return
-        measured = f", the first {min(verify, len(results))} measured on your samples" if verify else ""
+        measured = f", {sum(r.measured is not None for r in results)} measured on your samples" if verify else ""
         status.update(label=f"{len(results)} models ranked{measured}", state="complete", expanded=False)
     if task is not None and not verify and st.session_state.get("verify"):
         st.caption("Not verified: measuring a model on your samples needs at least two samples of every class.")

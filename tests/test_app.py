@@ -70,6 +70,10 @@ def test_uploaded_csv_with_other_column_names_and_filters(app):
     assert "business, sport" in app.info[0].value
     matches = app.dataframe[1].value  # the best match's class-to-concept table
     assert list(matches["task class"]) == ["business", "sport"] and matches["similarity"].between(-1, 1).all()
+    app.slider(key="k").set_value(1)
+    search(app)  # one result shown, chosen among the two verified: what search(k=1, verify=5) returns
+    assert list(app.dataframe[0].value["model"]) == [table["model"].iloc[0]]
+    assert app.status[0].label == "1 model ranked, 1 measured on your samples"
 
 
 def test_bad_input_is_a_message_not_a_crash(app):

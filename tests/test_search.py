@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 
@@ -90,8 +92,6 @@ def test_text_task_against_image_filter(zoo, make_task):
 
 
 def test_task_modality_missing_from_zoo(tiny_zoo, make_task):
-    import shutil
-
     from zoo2vec.jobs.indexing import run_index
 
     for name in ("bbc-bow", "bbc-bow-business-tech"):
@@ -128,6 +128,42 @@ def test_verify_runs_the_first_candidates_and_reranks_them_by_their_logme(zoo, m
     assert "measured" in str(results) and frame["measured"].notna().sum() == frame["logme"].notna().sum() == 2
     plain = zoo.search(task, k=3)
     assert {r.name for r in head} == {r.name for r in plain[:2]}  # the same two candidates, only their order may change
+
+
+def test_verifying_results_already_shown_gives_what_search_with_verify_gives(zoo, make_task):
+    """Zoo.verify on a ranking the user has seen (the app shows it first) is search(verify=n): same order, same
+    measurements, ranks numbered afresh."""
+    task = make_task("sklearn-digits", ["0", "1", "2", "3", "4"], shots=6)
+    shown = zoo.search(task, k=3)
+    later = zoo.verify(shown, task, 2)
+    direct = zoo.search(task, k=3, verify=2)
+    assert [(r.name, r.measured, r.logme) for r in later] == [(r.name, r.measured, r.logme) for r in direct]
+    assert [r.rank for r in later] == [1, 2, 3] and later[2] == shown[2]
+    assert {r.name for r in later[:2]} == {r.name for r in shown[:2]} and all(r.measured is None for r in shown)
+    assert zoo.verify(shown, task, 0) == shown
+
+
+def test_verify_reports_a_model_gone_since_the_search_and_measures_the_rest(tiny_zoo, make_task):
+    task = make_task("sklearn-digits", ["0", "1", "2"], shots=4)
+    zoo = zoo2vec.open(tiny_zoo)
+    shown = zoo.search(task, k=3)
+    shutil.rmtree(ZooLayout(tiny_zoo).model_folder(shown[0].name))
+    checked = zoo.verify(shown, task, 2)
+    gone = next(r for r in checked if r.name == shown[0].name)
+    assert gone.rank == 2 and gone.measured is None and gone.logme is None and "neither under" in gone.verify_error
+    assert checked[0].name == shown[1].name and checked[0].logme is not None and checked[0].verify_error is None
+
+
+def test_bad_verify_of_results(zoo, make_task):
+    digits = make_task("sklearn-digits", ["0", "1"], shots=3)
+    shown = zoo.search(digits, k=2)
+    with pytest.raises(TaskError, match="give the task the results were ranked for"):
+        zoo.verify(shown, None, 2)
+    with pytest.raises(TaskError, match="two samples of every class"):
+        zoo.verify(shown, make_task("sklearn-digits", ["0", "1"], shots=1), 2)
+    news = make_task("bbc-news", ["sport", "tech"], shots=3)
+    with pytest.raises(TaskError, match="the task is text, but .* take other inputs"):
+        zoo.verify(shown, news, 2)
 
 
 def test_bad_verify_requests(zoo, make_task):

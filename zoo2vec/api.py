@@ -8,12 +8,13 @@ from typing import Any
 
 from zoo2vec import settings
 from zoo2vec.data.task import Task
-from zoo2vec.errors import ZooError
+from zoo2vec.errors import TaskError, ZooError
 from zoo2vec.index import filters
 from zoo2vec.search import engine
 from zoo2vec.search.query import Query
 from zoo2vec.search.results import SearchResult, SearchResults
 from zoo2vec.search.snapshot import CurrentSnapshot
+from zoo2vec.search.verify import RECOMMENDED, verify
 
 __all__ = ["ModelDetails", "SearchResult", "SearchResults", "Zoo", "open"]  # the results are re-exported: code imports them from here
 
@@ -182,6 +183,19 @@ class Zoo:
         query = Query.validate(task, text, k=k, where=where, verify=verify)
         scorers = engine.Scorers(alignment=self.alignment, words=self.words, words_weight=self.words_weight)
         return engine.search(snapshot, query, scorers, self.root)
+
+    def verify(self, results: SearchResults, task: Task | str | Path, n: int = RECOMMENDED) -> SearchResults:
+        """Run the first n of a search's results black-box on the task's samples and put them first, highest LogME
+        first: what search(task, verify=n) does, for a ranking already shown (the app shows it, then verifies).
+        The results keep their length and are numbered afresh; a model that cannot be run is reported, not raised."""
+        if task is None:
+            raise TaskError("verify runs models on labelled samples: give the task the results were ranked for")
+        query = Query.validate(task, None, k=max(len(results), 1), where=None, verify=n)
+        other = [r.name for r in results[:n] if r.card.get("modality") != query.task.modality]
+        if other:
+            raise TaskError(f"the task is {query.task.modality}, but {', '.join(other)} take other inputs: verify the "
+                            f"results of a search for this task")
+        return verify(self.root, results, query.task, n) if n else SearchResults(results)
 
 
 ZOO_VARIABLE = "ZOO2VEC_ZOO"

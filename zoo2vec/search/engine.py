@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,9 +16,6 @@ from zoo2vec.search.snapshot import Snapshot
 from zoo2vec.search.task_scoring import TaskScore, score_task
 from zoo2vec.search.verify import verify
 from zoo2vec.search.words import WordsScore, score_words, words_pool
-
-if TYPE_CHECKING:
-    from zoo2vec.zoo.measure import Measured
 
 
 @dataclass(frozen=True)
@@ -36,14 +32,12 @@ def search(snapshot: Snapshot, query: Query, scorers: Scorers, zoo_root: Path) -
     allowed = snapshot.allowed_ids(query.filters(snapshot.catalog))
     task_scores = _score_task(snapshot, query, allowed, scorers)
     words_scores = _score_words(snapshot, query, allowed, [s.model_id for s in task_scores], scorers)
-    ranking = rank(task_scores, words_scores, scorers.words_weight)
-    measured: dict[int, Measured] = {}
-    if query.verify:
-        ranking, measured = verify(zoo_root, snapshot.catalog, query.task, ranking, query.verify)
-    ranking = ranking[:query.k]
+    ranking = rank(task_scores, words_scores, scorers.words_weight)[:max(query.k, query.verify)]
     cards = snapshot.catalog.cards([entry.model_id for entry in ranking])
-    return SearchResults(_result(n, entry, cards[entry.model_id], measured.get(entry.model_id), scorers)
-                         for n, entry in enumerate(ranking, start=1))
+    results = SearchResults(_result(n, entry, cards[entry.model_id], scorers) for n, entry in enumerate(ranking, start=1))
+    if query.verify:
+        results = verify(zoo_root, results, query.task, query.verify)
+    return SearchResults(results[:query.k])
 
 
 def _score_task(snapshot: Snapshot, query: Query, allowed: np.ndarray, scorers: Scorers) -> list[TaskScore]:
@@ -61,8 +55,7 @@ def _score_words(snapshot: Snapshot, query: Query, allowed: np.ndarray, task_can
     return score_words(snapshot, query.text, class_names, pool, n, scorers.words)
 
 
-def _result(position: int, entry: FusedScore, card: dict, check: Measured | None, scorers: Scorers) -> SearchResult:
-    """`check`: how the model measured when it was verified, else None."""
+def _result(position: int, entry: FusedScore, card: dict, scorers: Scorers) -> SearchResult:
     task, words = entry.task, entry.words
     return SearchResult(
         rank=position, name=card["name"], score=round(float(entry.score), 4),
@@ -71,10 +64,7 @@ def _result(position: int, entry: FusedScore, card: dict, check: Measured | None
         text_similarity=_round(words.text_similarity) if words else None, card=card, shares=entry.shares,
         words_score=_round(words.score) if words else None,
         why=why(entry, learned=not scorers.alignment.untrained, words_learned=not scorers.words.untrained),
-        matches=task.matches if task else (), features=_features(task, words),
-        measured=None if check is None else check.accuracy,
-        logme=None if check is None else check.evidence,
-        verify_error=None if check is None else (check.error or None))
+        matches=task.matches if task else (), features=_features(task, words))
 
 
 def _features(task: TaskScore | None, words: WordsScore | None) -> dict[str, float]:

@@ -146,18 +146,20 @@ def _search(zoo: zoo2vec.Zoo, text: str, upload, columns: dict, *, where: dict, 
                 status.write(f"Reading {upload.name}…")
                 task = session.task_from_upload(upload.name, upload.getvalue(), **columns)
             status.write("Scoring the zoo (the first search of a fresh app loads the encoders: several seconds)…")
-            results = zoo.search(task, text or None, k=k, where=where)
             verify = verify if task is not None and verifiable(task) else 0
+            results = zoo.search(task, text or None, k=max(k, verify), where=where)
             if verify:
                 first = [r.name for r in results[:verify]]  # what the ranking alone put first, to read meanwhile
                 status.write(f"Running the first {len(first)} on your samples to measure them: {', '.join(first)}…")
-                results = zoo.search(task, text or None, k=k, where=where, verify=verify)
+                results = zoo.verify(results, task, verify)
+            results = zoo2vec.SearchResults(results[:k])
         except zoo2vec.Zoo2VecError as exc:
             status.update(label="The search could not run", state="error", expanded=False)
             st.error(str(exc))
             return
         measured = f", {sum(r.measured is not None for r in results)} measured on your samples" if verify else ""
-        status.update(label=f"{len(results)} models ranked{measured}", state="complete", expanded=False)
+        ranked = f"{len(results)} model{'' if len(results) == 1 else 's'} ranked"
+        status.update(label=f"{ranked}{measured}", state="complete", expanded=False)
     if task is not None and not verify and st.session_state.get("verify"):
         st.caption("Not verified: measuring a model on your samples needs at least two samples of every class.")
     session.keep_search(session.LastSearch(text, task, upload.name if upload is not None else None, results, verify))

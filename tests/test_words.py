@@ -53,8 +53,8 @@ def test_words_reach_the_sentence_space_but_not_pixels():
 
 def test_words_scorer_checkpoints():
     words = alignment.load(words=True)
-    assert words.version == alignment.WORDS and words.features == alignment.WORD_FEATURES
-    assert 0 <= words.trained_on["fusion_weight"] <= 1
+    assert words.version == alignment.WORDS and words.features == text_queries.WORDS_DESIGN["features"]  # the design CV chose
+    assert words.trained_on["fusion_weight"] == text_queries.WORDS_DESIGN["fusion_weight"]
     # trained only on meta-training tasks' sentences
     held = {"fashion-mnist", "pneumoniamnist", "cifar10", "sms-spam", "trec", "cr", "uci-amazon", "uci-imdb", "uci-yelp"}
     assert not {t.rsplit("/", 1)[0] for t in words.trained_on["tasks"]} & held

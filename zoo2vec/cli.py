@@ -397,8 +397,8 @@ def train_words(config_name, out):
     from zoo2vec.eval.text_queries import train_words
 
     scorer, path = train_words(config_name, out=out, progress=lambda text: click.echo(text, err=True))
-    click.echo(f"words' weight when samples come too: {scorer.trained_on['fusion_weight']:.2f} (by weighted tau on "
-               f"meta-training tasks)")
+    click.echo(f"words' weight when samples come too: {scorer.trained_on['fusion_weight']:.2f} (chosen by "
+               f"leave-one-domain-out CV: bench/words_study.py)")
     click.echo(f"wrote {path}; search with it: ZOO2VEC_WORDS={path} (or zoo2vec.open(zoo, words=...))")
 
 

@@ -23,7 +23,7 @@ measured accuracies' softmax against the scores') plus a contrastive one (the tr
 the rest). Its output is mapped to a predicted accuracy (TEMPERATURE * s + offset), so scores read as
 accuracies. This module only computes features, loads checkpoints and scores.
 
-The words scorer ("words-1", `zoo2vec train-words`) is the same kind of scorer for a sentence instead of
+The words scorer ("words-2", `zoo2vec train-words`) is the same kind of scorer for a sentence instead of
 labelled samples: one score per (query, model) from WORD_FEATURES, trained on sentences made from the
 meta-training tasks against the same ground truth. Its features group into the components a result's
 shares report: the card, the concepts probing found (and the label names), the model's decisions (the
@@ -73,7 +73,7 @@ TEMPERATURE = 0.05  # accuracy gap that counts as one unit of score in the listw
 # align-4: the same design refitted on bench-2 (traffic signs in meta-training, so colour inputs vary) with the image
 # probe set CV chose there (image-v3-synth: grey and colour probes, pixels + HOG + colour; bench/IMAGE_SPACE.md)
 DEFAULT = "align-4"
-WORDS = "words-1"
+WORDS = "words-2"
 UNTRAINED = "untrained"
 UNTRAINED_FEATURES = ("kernel_alignment", "concept_match")  # what the untrained score is the mean of
 
@@ -285,7 +285,7 @@ _KINDS = {False: ("ZOO2VEC_ALIGN", DEFAULT, "train-align", "alignment"),
 
 def load(name: str | None = None, *, words: bool = False) -> Alignment:
     """The alignment named (a path to a checkpoint, 'untrained', or a packaged version); default $ZOO2VEC_ALIGN, else
-    align-4. words=True: the words scorer, default $ZOO2VEC_WORDS, else words-1 ('untrained' is the card's similarity)."""
+    align-4. words=True: the words scorer, default $ZOO2VEC_WORDS, else words-2 ('untrained' is the card's similarity)."""
     setting, default, command, called = _KINDS[words]
     name = name or os.environ.get(setting) or default
     if name == UNTRAINED:

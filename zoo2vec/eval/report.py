@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 # entries of results.json other commands write (bench/indexing_numbers.py, zoo2vec eval --reliability,
-# bench/text_space_study.py, bench/image_space_study.py, bench/verify_study.py): a benchmark run keeps them
-OTHERS = ("indexing", "reliability", "text_space", "image_space", "verify_study")
+# bench/text_space_study.py, bench/image_space_study.py, bench/verify_study.py, bench/words_study.py): a benchmark run
+# keeps them
+OTHERS = ("indexing", "reliability", "text_space", "image_space", "verify_study", "words_study")
 
 
 def write_results(path: Path, entries: dict) -> None:

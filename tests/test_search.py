@@ -68,8 +68,8 @@ def test_task_and_text_together_report_both_parts(zoo, make_task):
     assert list(df["model"]) == [r.name for r in results]
     assert df["score"].is_monotonic_decreasing
     weight = zoo.words_weight
-    for r in results:  # each component's share of the score is shown: samples, and the words' card, concepts and prior
-        assert set(r.shares) == {"task", "card", "concepts", "decisions", "prior"} and sum(r.shares.values()) == pytest.approx(1.0)
+    for r in results:  # each component's share of the score is shown: samples, and the words' card, concepts and decisions
+        assert set(r.shares) == {"task", "card", "concepts", "decisions"} and sum(r.shares.values()) == pytest.approx(1.0)
         assert r.shares["task"] == pytest.approx(1 - weight)
         assert "shares task" in r.why and "words: predicted accuracy" in r.why
 

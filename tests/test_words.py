@@ -69,7 +69,7 @@ def test_shares_add_up_and_follow_the_weights():
     scorer = alignment.load(words=True)
     row = dict(zip(alignment.WORD_FEATURES, np.linspace(0.1, 0.9, len(alignment.WORD_FEATURES))))
     shares = alignment.shares(scorer, row, alignment.WORD_COMPONENTS)
-    assert set(shares) == {"card", "concepts", "decisions", "prior"} and sum(shares.values()) == pytest.approx(1.0)
+    assert set(shares) == {"card", "concepts", "decisions"} and sum(shares.values()) == pytest.approx(1.0)  # no prior: CV left it out
     only_card = alignment.Alignment(version="t", features=("card", "label_match"), mean=np.zeros(2), scale=np.ones(2),
                                     layers=((np.array([[1.0], [0.0]]), np.zeros(1)),))
     assert alignment.shares(only_card, {"card": 0.5, "label_match": 3.0}, {"card": ("card",), "concepts": ("label_match",)}) \

@@ -178,13 +178,14 @@ def word_features(card: float, class_vectors: np.ndarray, query_vector: np.ndarr
 
 
 def shares(scorer: Alignment, row: dict[str, float], components: dict[str, tuple[str, ...]]) -> dict[str, float]:
-    """Each component's share of a linear scorer's score: |sum of its features' weighted standardised values|, normalised."""
+    """Each component's share of a linear scorer's score: |sum of its features' weighted standardised values|,
+    normalised; a component the scorer has no feature of is left out."""
     if scorer.untrained or len(scorer.layers) != 1:
         return {}
     w = scorer.layers[0][0][:, 0]
     z = (scorer.matrix([row])[0] - scorer.mean) / scorer.scale
     parts = {name: abs(sum(w[scorer.features.index(f)] * z[scorer.features.index(f)] for f in names if f in scorer.features))
-             for name, names in components.items()}
+             for name, names in components.items() if any(f in scorer.features for f in names)}
     total = sum(parts.values()) or 1.0
     return {name: v / total for name, v in parts.items()}
 

@@ -90,11 +90,15 @@ def test_method_issue_sections(quick):
     filtered = results["filtered"]
     assert filtered["pairs"] == 1000 and filtered["exact_match_rate"] == 1.0 and filtered["latency_ratio_1pct"] > 0
     words = results["text_queries"]
-    assert set(words) == {"bm25", "card_minilm", "moe", "zoo2vec", "zoo2vec_with_samples", "moe_routing", "ablation"}
+    assert set(words) == {"bm25", "card_minilm", "moe", "zoo2vec", "zoo2vec_with_samples", "moe_routing", "ablation",
+                          "new_domain"}
+    assert set(words["new_domain"]) == {"bm25", "card_minilm", "moe", "zoo2vec", "zoo2vec_with_samples"}
+    assert all(v["queries"] == results["meta"]["tasks_new_domain"] and 0 <= v["hit3"] <= 1
+               for v in words["new_domain"].values())
     assert set(words["ablation"]) == {"all components", "without card", "without concepts", "without decisions",
                                       "without prior", "MoE card similarity"}
     for name, v in words.items():
-        if name not in ("moe_routing", "ablation"):
+        if name not in ("moe_routing", "ablation", "new_domain"):
             assert v["queries"] == results["meta"]["tasks_held_out"] and 0 <= v["hit3"] <= 1
             assert 0 < v["queries_bad_cards"] <= v["queries"] and 0 <= v["hit3_bad_cards"] <= 1
     assert 0 <= words["moe_routing"]["to_own_domain"] <= 1 and words["moe_routing"]["queries"] == words["bm25"]["queries"]

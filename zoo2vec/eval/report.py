@@ -259,12 +259,17 @@ def markdown(results: dict, config_name: str) -> str:
                   "(ties included) is among the first 3, over all models; 'bad cards': over the models whose cards are "
                   "terse, name no labels or describe another dataset, ranked among themselves. zoo2vec = the words "
                   "scorer (card text; the named classes against label names, probed concepts and, as pseudo-tasks, the "
-                  "models' decisions on the probe set; a prior from probe behaviour); with samples = the same sentence plus the task's labelled samples.", "",
-                  "| method | hit@3 | hit@3 bad cards | queries |", "|---|---|---|---|"]
+                  "models' decisions on the probe set); with samples = the same sentence plus the task's labelled "
+                  "samples. New domains: the new-domain tasks' sentences (the zoo has no model of their domains).", "",
+                  "| method | hit@3 | hit@3 bad cards | queries | new domains: hit@3 | queries |",
+                  "|---|---|---|---|---|---|"]
+        new = t.get("new_domain") or {}
         for m in ("bm25", "card_minilm", "moe", "zoo2vec", "zoo2vec_with_samples"):
             if m in t:
+                there = new.get(m) or {}
                 lines.append(f"| {m} | {_two(t[m]['hit3'])} | {_two(t[m]['hit3_bad_cards'])} | {t[m]['queries']} "
-                             f"({t[m]['queries_bad_cards']} with a bad-card model measured) |")
+                             f"({t[m]['queries_bad_cards']} with a bad-card model measured) | "
+                             f"{_two(there.get('hit3'))} | {there.get('queries', 0)} |")
         if card["hit3_bad_cards"] is not None:
             gain, gain_both = ours["hit3_bad_cards"] - card["hit3_bad_cards"], both["hit3_bad_cards"] - card["hit3_bad_cards"]
             lines += ["", f"Target: bad-card hit@3 at least 15 points above card MiniLM. Words alone: {100 * gain:+.1f} "

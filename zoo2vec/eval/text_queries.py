@@ -202,7 +202,8 @@ def train_words(config_name: str = "bench", *, out: Path | None = None, progress
 
 def benchmark(zoo, zoo_root: Path, config: dict, specs, gt, *, encoder=None) -> dict:
     """hit@3 (all models, bad cards) on the held-out tasks' sentences of BM25, card MiniLM, the MoE encoder, zoo2vec's
-    words search and zoo2vec given the samples too; where the MoE routes them ("moe_routing"); and the words scorer
+    words search and zoo2vec given the samples too (the same on the new-domain ones: "new_domain"); where the MoE
+    routes them ("moe_routing"); and the words scorer
     retrained on the meta-training sentences without each component or with the MoE's card similarity ("ablation").
 
     One words search per sentence serves card MiniLM, zoo2vec and the ablation's features; the MoE encodes each
@@ -243,6 +244,8 @@ def benchmark(zoo, zoo_root: Path, config: dict, specs, gt, *, encoder=None) -> 
         out["moe_routing"] = {"to_own_domain": float(np.mean([d == DOMAIN[s.dataset] for s, d in zip(held, routed)])),
                               "to_general": routed.count("general") / len(routed), "queries": len(routed)}
     out.update({name: evaluate(rank, held, gt, models, bad) for name, rank in rankers.items()})
+    new = [s for s in specs if s.split == "new_domain"]  # domains the zoo has no model for
+    out["new_domain"] = {name: evaluate(rank, new, gt, models, bad) for name, rank in rankers.items()} if new else {}
     allowed = meta_training_models(zoo_root, config)
     meta = [s.task_id for s in specs if s.meta]
     out["ablation"] = {}

@@ -32,7 +32,7 @@ from zoo2vec.encoders import alignment
 from zoo2vec.eval import align
 from zoo2vec.eval.metrics import all_metrics
 from zoo2vec.eval.tasks import materialize
-from zoo2vec.eval.text_queries import ASK, hit_at, word_results, word_rows
+from zoo2vec.eval.text_queries import ASK, hit_at, word_groups, word_results, word_rows
 from zoo2vec.train.alignment import fit
 
 from text_space_study import DEFAULT, DESIGNS, save, say
@@ -55,19 +55,8 @@ def fitted(option: str, rows: dict, gt, task_ids, models) -> alignment.Alignment
     if not recipe:
         return alignment.load(alignment.UNTRAINED, words=True)
     features = recipe["features"]
-    data = [(x, y) for x, y in _groups(rows, gt, task_ids, models, features) if len(y) > 1]
+    data = [(x, y) for x, y in word_groups(rows, gt, task_ids, models, features) if len(y) > 1]
     return fit(data, features=features, l2=recipe["l2"], version=option)
-
-
-def _groups(rows: dict, gt, task_ids, models, names):
-    """(X, y) per task over `models` (a model measured on another modality counts as 0, as train-words fits it)."""
-    out = []
-    for task_id in task_ids:
-        accuracy = gt[gt.task_id == task_id].set_index("model")["accuracy"]
-        keep = [m for m in rows[task_id] if m in models]
-        out.append((np.asarray([[rows[task_id][m][f] for f in names] for m in keep], dtype=np.float64).reshape(len(keep), len(names)),
-                    np.asarray([accuracy.get(m, 0.0) for m in keep], dtype=np.float64)))
-    return out
 
 
 def words_scores(scorer: alignment.Alignment, rows: dict, task_id: str, models) -> dict[str, float]:

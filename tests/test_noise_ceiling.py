@@ -111,7 +111,7 @@ def test_measure_on_the_tiny_zoo_caches_resumes_and_records_failures(tiny_zoo_ma
     def boom(folder):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(nc, "load_model", boom)
+    monkeypatch.setattr(ground_truth, "load_model", boom)  # the loop both measures share
     again = nc.measure(tiny_zoo_master, specs, out, redraws=2)  # resumed: nothing loaded, nothing recomputed
     pd.testing.assert_frame_equal(again.reset_index(drop=True), table.reset_index(drop=True))
     more = nc.measure(tiny_zoo_master, [*specs, TaskSpec("bbc-news/1", "bbc-news", "text", ("tech", "politics"),

@@ -94,46 +94,61 @@ def save_tasks(table, out: Path, meta: dict) -> None:
     tmp_meta.replace(out.with_suffix(".json"))
 
 
-def measure(zoo_root: Path, specs: list[TaskSpec], out: Path, *, progress: Callable[[str, int, int], None] | None = None):
-    """Ground truth and exhaustive scores for every (task, model of its modality); returns a DataFrame."""
+def measure_tasks(zoo_root: Path, specs: list[TaskSpec], out: Path, made_by: dict, measure_task: Callable,
+                  progress: Callable[[str, int, int], None] | None = None):
+    """The loop ground truth and the noise ceiling share: for each task, the models of its modality not yet in `out`
+    (cached_tasks, for the versions `made_by`), measured by measure_task(spec, names, cards, model) -> rows, where
+    model(name) loads a model once per run; `out` is rewritten whole after each task, so a crash loses one task's
+    work. Returns every row, the cached ones included, as a DataFrame."""
     import pandas as pd
 
     out = Path(out)
     folders = discover(zoo_root)
-    done, meta = cached_tasks(out, versions(), specs, fingerprints(folders))
+    done, meta = cached_tasks(out, made_by, specs, fingerprints(folders))
     cards = zoo_cards(zoo_root)
     loaded: dict[str, object] = {}
+
+    def model(name: str):
+        return loaded.get(name) or loaded.setdefault(name, load_model(folders[name]))
+
     frames = [done] if len(done) else []
     for i, spec in enumerate(specs):
         if progress:
             progress(spec.task_id, i, len(specs))
         todo = missing(done, spec, cards)
-        if not todo:
-            meta["tasks"][spec.task_id] = spec.sample_key()
-            continue
-        query, test = materialize(spec)
-        rows = []
-        for name in todo:
-            card = cards[name]
-            row = {"task_id": spec.task_id, "model": name}
-            try:
-                model = loaded.get(name) or loaded.setdefault(name, load_model(folders[name]))
-                t0 = time.perf_counter()
-                q = checked_predict(model, _inputs(card, query))
-                row["forward_s"] = time.perf_counter() - t0
-                row["forward_passes"] = len(query)
-                t_out = checked_predict(model, _inputs(card, test))
-                row["accuracy"] = head_accuracy(log_features(q), query.labels, log_features(t_out), test.labels)
-                for score, fn in SCORES.items():
-                    t0 = time.perf_counter()
-                    row[score] = fn(q, query.labels) if score in ("leep", "nce") else fn(log_features(q), query.labels)
-                    row[f"{score}_s"] = time.perf_counter() - t0
-            except Exception as exc:  # a failing model is recorded, not fatal  # noqa: BLE001
-                row["error"] = f"{type(exc).__name__}: {exc}"
-            rows.append(row)
-        frames.append(pd.DataFrame(rows))
         meta["tasks"][spec.task_id] = spec.sample_key()
-        save_tasks(pd.concat(frames, ignore_index=True), out, meta)
+        if todo:
+            frames.append(pd.DataFrame(measure_task(spec, todo, cards, model)))
+            save_tasks(pd.concat(frames, ignore_index=True), out, meta)
     if progress:
         progress("", len(specs), len(specs))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def measure(zoo_root: Path, specs: list[TaskSpec], out: Path, *, progress: Callable[[str, int, int], None] | None = None):
+    """Ground truth and exhaustive scores for every (task, model of its modality); returns a DataFrame."""
+    return measure_tasks(zoo_root, specs, out, versions(), _measure_task, progress)
+
+
+def _measure_task(spec: TaskSpec, todo: list[str], cards: dict[str, ModelCard], model: Callable) -> list[dict]:
+    query, test = materialize(spec)
+    rows = []
+    for name in todo:
+        card = cards[name]
+        row = {"task_id": spec.task_id, "model": name}
+        try:
+            loaded = model(name)
+            t0 = time.perf_counter()
+            q = checked_predict(loaded, _inputs(card, query))
+            row["forward_s"] = time.perf_counter() - t0
+            row["forward_passes"] = len(query)
+            t_out = checked_predict(loaded, _inputs(card, test))
+            row["accuracy"] = head_accuracy(log_features(q), query.labels, log_features(t_out), test.labels)
+            for score, fn in SCORES.items():
+                t0 = time.perf_counter()
+                row[score] = fn(q, query.labels) if score in ("leep", "nce") else fn(log_features(q), query.labels)
+                row[f"{score}_s"] = time.perf_counter() - t0
+        except Exception as exc:  # a failing model is recorded, not fatal  # noqa: BLE001
+            row["error"] = f"{type(exc).__name__}: {exc}"
+        rows.append(row)
+    return rows

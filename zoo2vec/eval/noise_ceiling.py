@@ -27,12 +27,9 @@ import numpy as np
 
 from zoo2vec.data.task import Task
 from zoo2vec.eval import metrics
-from zoo2vec.eval.ground_truth import _inputs, cached_tasks, fingerprints, missing, save_tasks, versions
+from zoo2vec.eval.ground_truth import _inputs, measure_tasks, versions
 from zoo2vec.eval.tasks import TaskSpec, bench_data, materialize
-from zoo2vec.zoo.adapters import load_model
 from zoo2vec.zoo.blackbox import checked_predict
-from zoo2vec.zoo.discovery import cards as zoo_cards
-from zoo2vec.zoo.discovery import discover
 from zoo2vec.zoo.measure import linear_head, log_features
 
 NOISE_VERSION = "noise-1"
@@ -104,47 +101,31 @@ def measure(zoo_root: Path, specs: list[TaskSpec], out: Path, *, redraws: int = 
     """Accuracy of every (task, model of its modality) on each of `redraws` redrawn test splits, the head fitted
     once on the query outputs as in ground_truth.measure; returns a DataFrame (task_id, model, redraw, accuracy,
     n_test, error). Pass the tasks to measure (the bench reports on the held-out ones)."""
-    import pandas as pd
+    return measure_tasks(zoo_root, specs, out, noise_versions(redraws),
+                         lambda spec, todo, cards, model: _measure_task(spec, todo, cards, model, redraws), progress)
 
-    out = Path(out)
-    folders = discover(zoo_root)
-    done, meta = cached_tasks(out, noise_versions(redraws), specs, fingerprints(folders))
-    cards = zoo_cards(zoo_root)
-    loaded: dict[str, object] = {}
-    frames = [done] if len(done) else []
-    for i, spec in enumerate(specs):
-        if progress:
-            progress(spec.task_id, i, len(specs))
-        todo = missing(done, spec, cards)
-        if not todo:
-            meta["tasks"][spec.task_id] = spec.sample_key()
-            continue
-        query, _ = materialize(spec)
-        rows = []
+
+def _measure_task(spec: TaskSpec, todo: list[str], cards: dict, model: Callable, redraws: int) -> list[dict]:
+    query, _ = materialize(spec)
+    try:
+        pooled, draws = _redraws(spec, query, redraws)
+    except Exception as exc:  # a task whose redraws cannot be made is recorded, not fatal  # noqa: BLE001
+        return [{"task_id": spec.task_id, "model": "", "redraw": 0, "error": f"{type(exc).__name__}: {exc}"}]
+    rows = []
+    for name in todo:
+        card = cards[name]
         try:
-            pooled, draws = _redraws(spec, query, redraws)
-        except Exception as exc:  # a task whose redraws cannot be made is recorded, not fatal  # noqa: BLE001
-            pooled, draws = None, []
-            rows.append({"task_id": spec.task_id, "model": "", "redraw": 0, "error": f"{type(exc).__name__}: {exc}"})
-        for name in todo if pooled is not None else []:
-            card = cards[name]
-            try:
-                model = loaded.get(name) or loaded.setdefault(name, load_model(folders[name]))
-                head = linear_head().fit(log_features(checked_predict(model, _inputs(card, query))), query.labels)
-                t0 = time.perf_counter()
-                features = log_features(checked_predict(model, _inputs(card, pooled)))
-                seconds = time.perf_counter() - t0
-                for r, (row, labels) in enumerate(draws, start=1):
-                    rows.append({"task_id": spec.task_id, "model": name, "redraw": r, "n_test": len(row),
-                                 "accuracy": float(head.score(features[row], labels)), "forward_s": seconds})
-            except Exception as exc:  # a failing model is recorded, not fatal  # noqa: BLE001
-                rows.append({"task_id": spec.task_id, "model": name, "redraw": 0, "error": f"{type(exc).__name__}: {exc}"})
-        frames.append(pd.DataFrame(rows))
-        meta["tasks"][spec.task_id] = spec.sample_key()
-        save_tasks(pd.concat(frames, ignore_index=True), out, meta)
-    if progress:
-        progress("", len(specs), len(specs))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+            loaded = model(name)
+            head = linear_head().fit(log_features(checked_predict(loaded, _inputs(card, query))), query.labels)
+            t0 = time.perf_counter()
+            features = log_features(checked_predict(loaded, _inputs(card, pooled)))
+            seconds = time.perf_counter() - t0
+            for r, (row, labels) in enumerate(draws, start=1):
+                rows.append({"task_id": spec.task_id, "model": name, "redraw": r, "n_test": len(row),
+                             "accuracy": float(head.score(features[row], labels)), "forward_s": seconds})
+        except Exception as exc:  # a failing model is recorded, not fatal  # noqa: BLE001
+            rows.append({"task_id": spec.task_id, "model": name, "redraw": 0, "error": f"{type(exc).__name__}: {exc}"})
+    return rows
 
 
 def _draws(table, ground_truth, task_id):

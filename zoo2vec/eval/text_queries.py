@@ -31,6 +31,7 @@ ASK = {
     "sklearn-digits": "classify tiny scanned digit images", "fashion-mnist": "tell apart garments and shoes in shop photos",
     "cifar10": "say what is in a small colour picture", "breastmnist": "flag tumours in breast ultrasound scans",
     "pneumoniamnist": "spot lung infection on chest radiographs", "omniglot": "recognise letters from many writing systems",
+    "gtsrb": "name the traffic sign a dashcam picture shows",  # added 2026-12-07, before its numbers
     "ag-news": "sort news headlines into sections", "bbc-news": "route news stories to the right desk",
     "sst2": "tell whether a film critic liked the film", "sst5": "rate how much a reviewer liked a film, on a scale",
     "trec": "work out what kind of answer a question expects", "mr": "positive or negative film reviews",

@@ -155,6 +155,9 @@ def test_the_student_is_fitted_once_and_keeps_minilms_geometry_better_than_stati
 def test_the_student_needs_the_shared_data_and_says_so(fresh, isolated_home, monkeypatch, tmp_path):
     from zoo2vec.errors import ConfigError
 
+    from zoo2vec.data import shared
+
+    shared.shared.cache_clear()  # a dataset another test loaded would answer from the cache, not the folder
     monkeypatch.setenv("ZOO2VEC_DATA", str(tmp_path / "nowhere"))
     with pytest.raises(ConfigError, match="fitted once on the texts of .*ZOO2VEC_DATA"):
         fast_sentence.corpus_texts(("bbc-news", "sst2"))

@@ -157,7 +157,8 @@ def test_the_student_needs_the_shared_data_and_says_so(fresh, isolated_home, mon
 
     from zoo2vec.data import shared
 
-    shared.shared.cache_clear()  # a dataset another test loaded would answer from the cache, not the folder
+    shared.shared.cache_clear()  # datasets (and halves) another test loaded answer from the cache, not the folder
+    shared.shared_half.cache_clear()
     monkeypatch.setenv("ZOO2VEC_DATA", str(tmp_path / "nowhere"))
     with pytest.raises(ConfigError, match="fitted once on the texts of .*ZOO2VEC_DATA"):
         fast_sentence.corpus_texts(("bbc-news", "sst2"))
